@@ -1,0 +1,36 @@
+// Text helpers limited to ASCII. Everything baowrap compares or transforms
+// (option values, env names, header fields, curl messages) is ASCII, and the
+// standard library's Unicode-aware versions pull its Unicode property
+// tables (about 700 KB) and _StringProcessing (about 1 MB) into the static
+// binary.
+
+extension Unicode.Scalar {
+    var isASCIIDigit: Bool { value >= 0x30 && value <= 0x39 }
+    var isASCIILetter: Bool { (value | 0x20) >= 0x61 && (value | 0x20) <= 0x7a }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { unicodeScalars.count == 1 && unicodeScalars.first!.isASCIIDigit }
+}
+
+extension String {
+    var asciiLowercased: String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0.value >= 0x41 && $0.value <= 0x5a ? Unicode.Scalar($0.value + 0x20)! : $0 }))
+    }
+
+    var asciiUppercased: String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0.value >= 0x61 && $0.value <= 0x7a ? Unicode.Scalar($0.value - 0x20)! : $0 }))
+    }
+
+    /// Substring search over UTF-8 bytes.
+    func includes(_ needle: String) -> Bool {
+        let hay = Array(utf8)
+        let n = Array(needle.utf8)
+        guard !n.isEmpty else { return true }
+        guard hay.count >= n.count else { return false }
+        for i in 0...(hay.count - n.count) where hay[i] == n[0] && Array(hay[i..<(i + n.count)]) == n {
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,51 @@
+/// An OpenBao or broker address: scheme, host, port and an optional path
+/// prefix under which the OpenBao API is served (`/openbao` on a broker).
+public struct Endpoint: Equatable, Sendable, CustomStringConvertible {
+    public enum Scheme: String, Sendable { case http, https }
+    public let scheme: Scheme
+    /// As written in the URL; IPv6 literals keep their brackets.
+    public let host: String
+    public let port: Int
+    /// Empty, or starts with `/` and has no trailing `/`.
+    public let pathPrefix: String
+
+    public var description: String { "\(scheme.rawValue)://\(host):\(port)\(pathPrefix)" }
+
+    public static func parse(_ text: String, option: String) throws(BaoWrapError) -> Endpoint {
+        func bad(_ why: String) -> BaoWrapError {
+            .config("\(option) \"\(text)\" is not a usable URL: \(why)", hint: "e.g. https://openbao.openbao.svc:8200")
+        }
+        let schemeText = text.prefix { $0 != ":" }
+        guard text.dropFirst(schemeText.count).hasPrefix("://") else { throw bad("no scheme") }
+        guard let scheme = Scheme(rawValue: String(schemeText).asciiLowercased) else {
+            throw bad("scheme must be https (or http in the development profile)")
+        }
+        let rest = text.dropFirst(schemeText.count + 3)
+        guard !rest.contains(where: { $0 == "?" || $0 == "#" || $0 == "@" || $0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t" }) else {
+            throw bad("query, fragment, user info and spaces are not allowed")
+        }
+        let authority = rest.prefix { $0 != "/" }
+        var prefix = String(rest.dropFirst(authority.count))
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        var host = Substring(authority)
+        var portText: Substring?
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { throw bad("unterminated IPv6 literal") }
+            let after = host[host.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { throw bad("junk after IPv6 literal") }
+            host = host[...close]
+        } else if let colon = host.lastIndex(of: ":") {
+            portText = host[host.index(after: colon)...]
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, host != "[]" else { throw bad("no host") }
+        let port: Int
+        if let portText {
+            guard let p = Int(portText), (1...65535).contains(p) else { throw bad("bad port \"\(portText)\"") }
+            port = p
+        } else {
+            port = scheme == .https ? 443 : 80
+        }
+        return Endpoint(scheme: scheme, host: String(host), port: port, pathPrefix: prefix)
+    }
+}

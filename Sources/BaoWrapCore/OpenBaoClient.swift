@@ -1,0 +1,360 @@
+/// A response body that parsed as JSON, kept together with the locked
+/// buffer the document points into.
+public struct ParsedBody {
+    let body: LockedBuffer
+    let doc: JSONDocument
+}
+
+/// What the server said when it did not say yes, classified by status first
+/// (a proxy's HTML page or empty body is never fed to a JSON parser blindly).
+struct APIFailure {
+    let status: Int
+    let errors: [String]
+    /// The body was not OpenBao's `{"errors":[...]}`: an nginx page, empty...
+    let foreignBody: String?
+    let location: String?
+
+    init(_ r: HTTPResponse) {
+        status = r.status
+        location = r.location
+        var errors: [String] = []
+        var foreign: String? = nil
+        if r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
+           doc.kind(doc.root) == .object {
+            if let e = doc.member(doc.root, "errors") { errors = doc.strings(e) }
+        } else {
+            foreign = r.body.isEmpty ? "empty body" : "non-JSON body (\(r.body.count) bytes\(r.contentType.map { ", " + $0 } ?? ""))"
+        }
+        self.errors = errors
+        foreignBody = foreign
+    }
+
+    /// "403: permission denied" / "502: non-JSON body (157 bytes, text/html)".
+    var summary: String {
+        var s = "HTTP \(status)"
+        if !errors.isEmpty { s += ": " + errors.joined(separator: "; ").replacingNewlines }
+        if let foreignBody { s += " with \(foreignBody)" }
+        if let location, (300...399).contains(status) { s += ", redirect to \(location) not followed" }
+        return s
+    }
+
+    var mentionsSeal: Bool { errors.contains { $0.asciiLowercased.includes("sealed") } }
+}
+
+/// The OpenBao HTTP API as baowrap uses it: login, mount lookup, KV reads,
+/// token revocation. Each endpoint builds an `HTTPRequest` and decodes the
+/// answer; only `HTTPEngine` touches libcurl. Owns the client token, in
+/// locked memory, and the route (direct or broker) requests take.
+public final class OpenBaoClient {
+    public let engine: HTTPEngine
+    public private(set) var route: Route
+    /// The direct route `--connect auto` falls back to when the broker
+    /// cannot be connected to.
+    private var fallback: Route?
+    private let namespace: String?
+    private let log: Logger
+    /// "X-Vault-Token: <token>", NUL-terminated, in locked memory.
+    private var tokenHeader: LockedBuffer?
+    public var concurrency = 16
+
+    public init(engine: HTTPEngine, route: Route, fallback: Route?, namespace: String?, log: Logger) {
+        self.engine = engine
+        self.route = route
+        self.fallback = fallback
+        self.namespace = namespace
+        self.log = log
+    }
+
+    public var hasToken: Bool { tokenHeader != nil }
+
+    // MARK: requests
+
+    private func request(_ method: HTTPRequest.Method, _ path: String, body: LockedBuffer? = nil, authenticated: Bool = true) -> HTTPRequest {
+        var r = HTTPRequest(method, path, route: route, body: body)
+        if let namespace { r.headers.append("X-Vault-Namespace: \(namespace)") }
+        if authenticated, let tokenHeader {
+            r.secretHeaders = [UnsafePointer(tokenHeader.region.base.assumingMemoryBound(to: CChar.self))]
+        }
+        return r
+    }
+
+    /// Sends requests and retries what the policy allows inside `deadline`.
+    /// In auto mode, the first request that finds the broker unreachable
+    /// switches every later request to the direct route, once.
+    func send(_ requests: [HTTPRequest], deadline: Deadline) throws(BaoWrapError) -> [HTTPResult] {
+        let probing = fallback != nil
+        var results = try engine.run(requests, concurrency: concurrency, deadline: deadline) { _, r in
+            switch r {
+            case .failure(let f):
+                // While probing the broker, a refused connection is an answer.
+                if probing && f.neverConnected { return false }
+                return RetryPolicy.isRetryable(f)
+            case .response(let resp):
+                return RetryPolicy.isRetryable(status: resp.status)
+            }
+        }
+        if let direct = fallback {
+            let unreachable = results.contains { if case .failure(let f) = $0.result { return f.neverConnected } else { return false } }
+            let answered = results.contains { if case .response = $0.result { return true } else { return false } }
+            if unreachable && !answered {
+                if case .failure(let f) = results.first(where: { if case .failure = $0.result { return true } else { return false } })?.result {
+                    log.warn("broker_unreachable", "broker \(route.endpoint) cannot be connected to (\(f.message)); using the direct route",
+                             [("route", "direct")])
+                }
+                route = direct
+                fallback = nil
+                let moved = requests.map { r -> HTTPRequest in
+                    var m = r
+                    m.route = direct
+                    return m
+                }
+                results = try send(moved, deadline: deadline)
+            } else if answered {
+                // The broker answered: auto never falls back after that.
+                fallback = nil
+            }
+        }
+        return results
+    }
+
+    private func one(_ r: HTTPRequest, deadline: Deadline) throws(BaoWrapError) -> HTTPResult {
+        try send([r], deadline: deadline)[0]
+    }
+
+    // MARK: decoding
+
+    enum Context { case login, read, mount, revoke }
+
+    /// The class of a non-2xx answer in a given context.
+    static func errorClass(_ f: APIFailure, _ context: Context) -> ErrorClass {
+        switch (f.status, context) {
+        case (300...399, _): return .connect
+        // jwt auth answers 400 for a wrong audience or subject, kubernetes
+        // auth 403 for a wrong service account.
+        case (400, .login), (401, .login), (403, .login): return .authDenied
+        case (401, _), (403, _): return .permissionDenied
+        case (404, .login): return .config
+        case (404, _): return .notFound
+        case (429, _): return .rateLimited
+        case (503, _): return .sealed
+        case (502, _), (504, _): return .connect
+        case (500, _) where f.errors.contains(where: { $0.includes("active cluster node not found") }): return .connect
+        default: return .badResponse
+        }
+    }
+
+    /// A transport failure or a non-2xx answer as a `BaoWrapError`.
+    func failure(_ result: HTTPResult, _ context: Context, what: String) -> BaoWrapError {
+        switch result.result {
+        case .failure(let f):
+            var e = BaoWrapError(f.errorClass, "\(what): \(route.kind.rawValue) route \(route.endpoint): \(f.message)")
+            if result.deadlinePassed && f.errorClass != .tls { e.hint = "gave up after \(result.attempts) attempts within --timeout" }
+            if f.errorClass == .tls { e.hint = "check --ca-cert, --tls-server-name and the client certificate" }
+            return e
+        case .response(let r):
+            let f = APIFailure(r)
+            let cls = OpenBaoClient.errorClass(f, context)
+            var e = BaoWrapError(cls, "\(what): \(f.summary)")
+            if result.deadlinePassed { e.hint = "still failing after \(result.attempts) attempts within --timeout" }
+            return e
+        }
+    }
+
+    /// The 2xx body as JSON, or a `bad_response` error.
+    func parsed(_ r: HTTPResponse, what: String) throws(BaoWrapError) -> ParsedBody {
+        do throws(JSONDocument.Error) {
+            let doc = try r.body.withUnsafeBytes { (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }
+            guard doc.kind(doc.root) == .object else { throw JSONDocument.Error(offset: 0, reason: "not a JSON object") }
+            return ParsedBody(body: r.body, doc: doc)
+        } catch {
+            r.body.wipe()
+            throw BaoWrapError(.badResponse, "\(what): HTTP \(r.status) answer is not OpenBao JSON (\(error.reason) at byte \(error.offset)\(r.contentType.map { ", " + $0 } ?? ""))",
+                               hint: "is --addr/--broker pointing at OpenBao's API?")
+        }
+    }
+
+    // MARK: endpoints
+
+    public struct Login {
+        public let leaseDuration: Int
+        public let renewable: Bool
+    }
+
+    /// POST auth/<path>/login with `{"role":..,"jwt":..}`; keeps the token.
+    public func login(authPath: String, role: String, jwt: JWT, deadline: Deadline) throws(BaoWrapError) -> Login {
+        let body = try LockedBuffer(capacity: jwt.token.count + role.utf8.count + 64)
+        var prefix = "{\"role\":"
+        JSONText.appendString(role, to: &prefix)
+        try body.append(prefix + ",\"jwt\":\"")
+        try jwt.token.withUnsafeBytes { (b) throws(BaoWrapError) in _ = try body.append(b) }
+        try body.append("\"}")
+        defer { body.wipe() }
+        let what = "login at auth/\(authPath) with role \(role)"
+        let result = try one(request(.post, "/v1/auth/\(authPath)/login", body: body, authenticated: false), deadline: deadline)
+        guard case .response(let r) = result.result, (200...299).contains(r.status) else {
+            var e = failure(result, .login, what: what)
+            if e.errorClass == .authDenied {
+                e.hint = "check that role \(role) binds this ServiceAccount (name, namespace) and the token's audience"
+            } else if e.errorClass == .config {
+                e.hint = "no auth method is mounted at auth/\(authPath); set --auth-path"
+            }
+            throw e
+        }
+        let p = try parsed(r, what: what)
+        defer { p.body.wipe() }
+        guard let tok = p.doc.path("auth", "client_token"), p.doc.kind(tok) == .string else {
+            throw BaoWrapError(.badResponse, "\(what): the answer has no auth.client_token")
+        }
+        let header = try LockedBuffer(capacity: 256)
+        try header.append("X-Vault-Token: ")
+        let t = p.doc.tape[tok]
+        try p.body.withUnsafeBytes { (b) throws(BaoWrapError) in
+            _ = try header.append(UnsafeRawBufferPointer(rebasing: b[Int(t.start)..<Int(t.end)]))
+        }
+        try header.append(byte: 0)
+        tokenHeader = header
+        return Login(leaseDuration: p.doc.path("auth", "lease_duration").flatMap(p.doc.int) ?? 0,
+                     renewable: p.doc.path("auth", "renewable").flatMap(p.doc.bool) ?? false)
+    }
+
+    /// Uses a static token (BAOWRAP_TOKEN, development only) instead of a login.
+    public func use(staticToken entry: EnvironmentEntry) throws(BaoWrapError) {
+        let header = try LockedBuffer(capacity: 256)
+        try header.append("X-Vault-Token: ")
+        _ = try header.append(entry.valueBytes)
+        try header.append(byte: 0)
+        tokenHeader = header
+    }
+
+    public struct MountInfo: Equatable {
+        /// Mount path without a trailing slash, e.g. "secret".
+        public let path: String
+        public let type: String
+        /// KV version: 1 or 2.
+        public let version: Int
+    }
+
+    /// GET sys/internal/ui/mounts/<path> for each location: the mount that
+    /// serves it and its KV version. nil where the server would not say (403
+    /// for narrow policies, 404 without the endpoint); errors otherwise.
+    public func mounts(for locations: [String], deadline: Deadline) throws(BaoWrapError) -> [Result<MountInfo?, BaoWrapError>] {
+        let results = try send(locations.map { request(.get, "/v1/sys/internal/ui/mounts/\($0)") }, deadline: deadline)
+        return zip(locations, results).map { location, result in
+            let what = "mount lookup for \(log.path(location))"
+            guard case .response(let r) = result.result else { return .failure(failure(result, .mount, what: what)) }
+            defer { r.body.wipe() }
+            if r.status == 403 || r.status == 404 || r.status == 405 { return .success(nil) }
+            guard (200...299).contains(r.status) else { return .failure(failure(result, .mount, what: what)) }
+            do throws(BaoWrapError) {
+                let p = try parsed(r, what: what)
+                let doc = p.doc
+                guard let data = doc.member(doc.root, "data"), let path = doc.member(data, "path").flatMap(doc.string) else {
+                    return .success(nil)
+                }
+                let type = doc.member(data, "type").flatMap(doc.string) ?? ""
+                let versionText = doc.path("data", "options", "version").flatMap(doc.string) ?? "1"
+                var mount = path
+                while mount.hasSuffix("/") { mount.removeLast() }
+                return .success(MountInfo(path: mount, type: type, version: versionText == "2" ? 2 : 1))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// One KV read as the resolver plans it.
+    public struct Read: Hashable {
+        public let apiPath: String
+        public let version: Int?
+        public let kvVersion: Int
+        /// The user's location, for messages.
+        public let location: String
+    }
+
+    public enum ReadOutcome {
+        /// The secret's data object (`.data.data` for v2, `.data` for v1)
+        /// and its version (v2).
+        case found(ParsedBody, data: Int, version: Int?)
+        case notFound
+        /// A v2 version that was deleted or destroyed.
+        case deleted(destroyed: Bool)
+    }
+
+    public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
+        let requests = reads.map { r in request(.get, "/v1/\(r.apiPath)" + (r.version.map { "?version=\($0)" } ?? "")) }
+        let results = try send(requests, deadline: deadline)
+        return zip(reads, results).map { read, result in
+            let what = "read of \(log.path(read.location))"
+            guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what)) }
+            if r.status == 404 {
+                defer { r.body.wipe() }
+                // A deleted or destroyed v2 version answers 404 with its metadata.
+                if read.kvVersion == 2, r.looksLikeJSON,
+                   let p = try? parsed(r, what: what), let meta = p.doc.path("data", "metadata"), p.doc.kind(meta) == .object {
+                    let destroyed = p.doc.member(meta, "destroyed").flatMap(p.doc.bool) ?? false
+                    let deletion = p.doc.member(meta, "deletion_time").flatMap(p.doc.string) ?? ""
+                    if destroyed || !deletion.isEmpty { return .success(.deleted(destroyed: destroyed)) }
+                }
+                let f = APIFailure(r)
+                // An OpenBao 404 carries {"errors":[]}; a proxy's 404 page means a wrong prefix.
+                if f.foreignBody != nil && !r.body.isEmpty {
+                    return .failure(BaoWrapError(.badResponse, "\(what): \(f.summary)", hint: "is the broker's path prefix right?"))
+                }
+                return .success(.notFound)
+            }
+            guard (200...299).contains(r.status) else {
+                defer { r.body.wipe() }
+                return .failure(failure(result, .read, what: what))
+            }
+            do throws(BaoWrapError) {
+                let p = try parsed(r, what: what)
+                let doc = p.doc
+                let data: Int?
+                var version: Int? = nil
+                if read.kvVersion == 2 {
+                    data = doc.path("data", "data")
+                    version = doc.path("data", "metadata", "version").flatMap(doc.int)
+                } else {
+                    data = doc.member(doc.root, "data")
+                }
+                guard let data else {
+                    p.body.wipe()
+                    return .failure(BaoWrapError(.badResponse, "\(what): the answer has no data"))
+                }
+                if doc.kind(data) == .null {
+                    p.body.wipe()
+                    return .success(.deleted(destroyed: false))
+                }
+                guard doc.kind(data) == .object else {
+                    p.body.wipe()
+                    return .failure(BaoWrapError(.badResponse, "\(what): the secret's data is not an object"))
+                }
+                return .success(.found(p, data: data, version: version))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// POST auth/token/revoke-self, best effort: a failure is returned for a
+    /// debug line, never an error of the run. Forgets the token either way.
+    @discardableResult
+    public func revokeSelf(timeout: Duration = .seconds(2)) -> BaoWrapError? {
+        guard tokenHeader != nil else { return nil }
+        defer {
+            tokenHeader?.wipe()
+            tokenHeader = nil
+        }
+        let deadline = Deadline(after: timeout)
+        do {
+            let result = try one(request(.post, "/v1/auth/token/revoke-self"), deadline: deadline)
+            if case .response(let r) = result.result {
+                r.body.wipe()
+                if (200...299).contains(r.status) { return nil }
+            }
+            return failure(result, .revoke, what: "token revocation")
+        } catch {
+            return error
+        }
+    }
+}

@@ -1,0 +1,240 @@
+/// One environment variable the workload will get.
+public struct ResolvedVariable {
+    public let name: String
+    public let value: Secret
+}
+
+/// One line of `baowrap check`: where a variable comes from and whether it
+/// resolved. Never holds a value.
+public struct ResolutionRow {
+    public let name: String
+    /// The reference, with the path hashed unless paths may be shown.
+    public let source: String
+    public let version: Int?
+    /// nil when the variable resolved (or was skipped with `skipped`).
+    public let failure: BaoWrapError?
+    public let skipped: Bool
+}
+
+/// Turns the configured references into values, or fails closed with a
+/// precise reason per variable. Finds each mount's KV version once, reads
+/// each distinct path once, all distinct paths concurrently, and extracts
+/// keys straight from the locked response bodies into the arena.
+public final class Resolver {
+    let config: Config
+    let client: OpenBaoClient
+    let log: Logger
+    let arena: SecretArena
+    /// Mounts found during this run, by first path segment.
+    private var mountCache: [String: OpenBaoClient.MountInfo] = [:]
+
+    public init(config: Config, client: OpenBaoClient, log: Logger, arena: SecretArena) {
+        self.config = config
+        self.client = client
+        self.log = log
+        self.arena = arena
+    }
+
+    public struct Outcome {
+        public var variables: [ResolvedVariable] = []
+        public var rows: [ResolutionRow] = []
+        public var failures: [BaoWrapError] { rows.compactMap(\.failure) }
+    }
+
+    /// How a location is read: its API path and KV version.
+    struct Plan {
+        var apiPath: String
+        var kvVersion: Int
+        /// The mount was not identified: try v2, then v1.
+        var probe: Bool
+    }
+
+    public func resolve(deadline: Deadline) throws(BaoWrapError) -> Outcome {
+        let locations = uniqued(config.secrets.map(\.ref.location) + config.fromPaths.map(\.location))
+        let plans = try plan(locations, deadline: deadline)
+
+        // Distinct reads: a location with several keys is read once per
+        // distinct pinned version.
+        var reads: [OpenBaoClient.Read] = []
+        var readIndex: [String: Int] = [:]
+        var planFailure: [String: BaoWrapError] = [:]
+        func readKey(_ location: String, _ version: Int?) -> String { "\(location)#\(version.map(String.init) ?? "")" }
+        func addRead(_ location: String, _ version: Int?) {
+            guard let plan = plans[location] else { return }
+            guard case .success(let p) = plan else { return }
+            if version != nil && p.kvVersion == 1 && !p.probe {
+                planFailure[readKey(location, version)] = .config("#VERSION given for \(log.path(location)), which is on a KV v1 mount", hint: "only KV v2 keeps versions")
+                return
+            }
+            let k = readKey(location, version)
+            guard readIndex[k] == nil else { return }
+            readIndex[k] = reads.count
+            reads.append(.init(apiPath: p.apiPath, version: version, kvVersion: p.kvVersion, location: location))
+        }
+        for b in config.secrets { addRead(b.ref.location, b.ref.version) }
+        for p in config.fromPaths { addRead(p.location, nil) }
+
+        var outcomes = try client.read(reads, deadline: deadline)
+        // Probed locations that were not found as v2 are tried as v1.
+        var retryV1: [Int] = []
+        for (i, r) in reads.enumerated() where plans[r.location].flatMap({ try? $0.get() })?.probe == true {
+            switch outcomes[i] {
+            case .success(.notFound): retryV1.append(i)
+            case .failure(let e) where e.errorClass == .permissionDenied: retryV1.append(i)
+            default: break
+            }
+        }
+        if !retryV1.isEmpty {
+            let v1Reads = retryV1.map { i -> OpenBaoClient.Read in
+                let r = reads[i]
+                return .init(apiPath: r.location, version: r.version, kvVersion: 1, location: r.location)
+            }
+            for (n, o) in try client.read(v1Reads, deadline: deadline).enumerated() { outcomes[retryV1[n]] = o }
+        }
+
+        var out = Outcome()
+        func row(_ name: String, _ source: String, _ version: Int?, _ failure: BaoWrapError?, skipped: Bool = false) {
+            out.rows.append(ResolutionRow(name: name, source: source, version: version, failure: failure, skipped: skipped))
+        }
+        func missing(_ name: String, _ source: String, _ e: BaoWrapError) {
+            if config.onMissing == .skip && (e.errorClass == .notFound || e.errorClass == .versionDeleted) {
+                log.warn("secret_skipped", "\(name) left unset: \(e.rendered)", [("var", .string(name)), ("class", .string(e.errorClass.rawValue))])
+                row(name, source, nil, nil, skipped: true)
+            } else {
+                row(name, source, nil, e.with(variable: name))
+            }
+        }
+        func outcome(_ location: String, _ version: Int?) -> Result<OpenBaoClient.ReadOutcome, BaoWrapError> {
+            if let e = planFailure[readKey(location, version)] { return .failure(e) }
+            if case .failure(let e)? = plans[location] { return .failure(e) }
+            guard let i = readIndex[readKey(location, version)] else { return .failure(.config("internal: no read planned")) }
+            return outcomes[i]
+        }
+        func notFound(_ location: String) -> BaoWrapError {
+            BaoWrapError(.notFound, "secret \(log.path(location)) does not exist", hint: "check the path and the mount")
+        }
+        func deleted(_ location: String, _ version: Int?, _ destroyed: Bool) -> BaoWrapError {
+            BaoWrapError(.versionDeleted, "version \(version.map(String.init) ?? "latest") of \(log.path(location)) is \(destroyed ? "destroyed" : "deleted")",
+                         hint: "pin another version or undelete it")
+        }
+
+        var names: Set<String> = []
+        for b in config.secrets {
+            let source = (config.showPaths ? b.ref.location : PathHash.label(b.ref.location)) + "#" + b.ref.key + (b.ref.version.map { "#\($0)" } ?? "")
+            switch outcome(b.ref.location, b.ref.version) {
+            case .failure(let e): missing(b.name, source, e)
+            case .success(.notFound): missing(b.name, source, notFound(b.ref.location))
+            case .success(.deleted(let destroyed)): missing(b.name, source, deleted(b.ref.location, b.ref.version, destroyed))
+            case .success(.found(let body, let data, let version)):
+                guard let v = body.doc.member(data, b.ref.key) else {
+                    missing(b.name, source, BaoWrapError(.notFound, "secret \(log.path(b.ref.location)) has no key \"\(b.ref.key)\"",
+                                                         hint: "keys present: \(body.doc.members(data).count)"))
+                    continue
+                }
+                out.variables.append(ResolvedVariable(name: b.name, value: try body.doc.secret(v, in: arena)))
+                names.insert(b.name)
+                row(b.name, source, version, nil)
+            }
+        }
+        var fromPathNames: [String: String] = [:]
+        for p in config.fromPaths {
+            let source = (config.showPaths ? p.location : PathHash.label(p.location)) + "#*"
+            let label = p.prefix + "*"
+            switch outcome(p.location, nil) {
+            case .failure(let e): missing(label, source, e)
+            case .success(.notFound): missing(label, source, notFound(p.location))
+            case .success(.deleted(let destroyed)): missing(label, source, deleted(p.location, nil, destroyed))
+            case .success(.found(let body, let data, let version)):
+                for m in body.doc.members(data) {
+                    guard let key = body.doc.string(m.key) else { continue }
+                    let name = p.variableName(forKey: key)
+                    // An explicit --secret for the same name wins.
+                    if names.contains(name) { continue }
+                    if let other = fromPathNames[name], other != p.location {
+                        row(name, source, version, BaoWrapError(.config, "produced by two --from-path entries", variable: name,
+                                                                hint: "give them different prefixes"))
+                        continue
+                    }
+                    fromPathNames[name] = p.location
+                    out.variables.append(ResolvedVariable(name: name, value: try body.doc.secret(m.value, in: arena)))
+                    row(name, source, version, nil)
+                }
+            }
+        }
+        // Every response body is wiped now that its values are in the arena.
+        for case .success(.found(let body, _, _)) in outcomes { body.body.wipe() }
+        return out
+    }
+
+    /// Decides, per location, the API path and KV version: from the path
+    /// itself when it says `MOUNT/data/`, else from one mount lookup per
+    /// first segment (cached for the run).
+    func plan(_ locations: [String], deadline: Deadline) throws(BaoWrapError) -> [String: Result<Plan, BaoWrapError>] {
+        var plans: [String: Result<Plan, BaoWrapError>] = [:]
+        var pending: [String] = []
+        for loc in locations {
+            let segments = loc.split(separator: "/", omittingEmptySubsequences: false)
+            if segments.count >= 3 && segments[1] == "data" {
+                plans[loc] = .success(Plan(apiPath: loc, kvVersion: 2, probe: false))
+            } else {
+                pending.append(loc)
+            }
+        }
+        var lookupFailure: [String: BaoWrapError] = [:]
+        var unknown: Set<String> = []
+        // Up to two rounds: one lookup per first segment, then one for each
+        // location the first answer did not cover (a nested mount).
+        for _ in 0..<2 where !pending.isEmpty {
+            var representatives: [String] = []
+            var seen: Set<String> = []
+            for loc in pending {
+                let first = String(loc.split(separator: "/")[0])
+                if let m = mountCache[first], loc.hasPrefix(m.path + "/") { continue }
+                if unknown.contains(first) || lookupFailure[first] != nil { continue }
+                if seen.insert(first).inserted { representatives.append(loc) }
+            }
+            if !representatives.isEmpty {
+                let found = try client.mounts(for: representatives, deadline: deadline)
+                for (loc, r) in zip(representatives, found) {
+                    let first = String(loc.split(separator: "/")[0])
+                    switch r {
+                    case .success(let info?): mountCache[first] = info
+                    case .success(nil): unknown.insert(first)
+                    case .failure(let e): lookupFailure[first] = e
+                    }
+                }
+            }
+            var next: [String] = []
+            for loc in pending {
+                let first = String(loc.split(separator: "/")[0])
+                if let e = lookupFailure[first] {
+                    plans[loc] = .failure(e)
+                } else if unknown.contains(first) {
+                    let rest = loc.dropFirst(first.count + 1)
+                    plans[loc] = .success(Plan(apiPath: "\(first)/data/\(rest)", kvVersion: 2, probe: true))
+                } else if let m = mountCache[first], loc.hasPrefix(m.path + "/") {
+                    guard m.type == "kv" || m.type == "generic" else {
+                        plans[loc] = .failure(.config("\(log.path(loc)) is on a \(m.type) mount, not a KV secrets engine"))
+                        continue
+                    }
+                    let rest = loc.dropFirst(m.path.count + 1)
+                    plans[loc] = .success(Plan(apiPath: m.version == 2 ? "\(m.path)/data/\(rest)" : loc, kvVersion: m.version, probe: false))
+                } else {
+                    next.append(loc)
+                }
+            }
+            // A location outside the cached mount gets its own lookup.
+            for loc in next { mountCache.removeValue(forKey: String(loc.split(separator: "/")[0])) }
+            pending = next
+        }
+        for loc in pending where plans[loc] == nil {
+            plans[loc] = .failure(BaoWrapError(.notFound, "no mount serves \(log.path(loc))"))
+        }
+        return plans
+    }
+}
+
+func uniqued(_ items: [String]) -> [String] {
+    var seen: Set<String> = []
+    return items.filter { seen.insert($0).inserted }
+}

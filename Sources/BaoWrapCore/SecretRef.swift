@@ -1,0 +1,108 @@
+/// A reference to one key of one secret: `[bao:|vault:]MOUNT/PATH#KEY[#VERSION]`.
+///
+/// The path is kept as the user wrote it (`location`); which part of it is
+/// the mount, and whether the mount is KV v1 or v2, is decided against the
+/// server by the resolver. A path written in the KV v2 API form
+/// (`secret/data/app`) is recognised up front and needs no lookup.
+public struct SecretRef: Hashable, Sendable, CustomStringConvertible {
+    /// `MOUNT/PATH` as written, without a `bao:`/`vault:` prefix.
+    public let location: String
+    public let key: String
+    /// A pinned KV v2 version.
+    public let version: Int?
+
+    public var description: String {
+        location + "#" + key + (version.map { "#\($0)" } ?? "")
+    }
+
+    public static let prefixes = ["bao:", "vault:"]
+
+    /// Parses a reference. `text` may carry a `bao:` or `vault:` prefix.
+    public static func parse(_ text: String) throws(BaoWrapError) -> SecretRef {
+        var body = Substring(text)
+        for p in prefixes where body.hasPrefix(p) {
+            body = body.dropFirst(p.count)
+            break
+        }
+        let parts = body.split(separator: "#", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3 else {
+            throw .config("malformed secret reference \"\(text)\"", hint: "write MOUNT/PATH#KEY or MOUNT/PATH#KEY#VERSION, e.g. secret/app/db#password")
+        }
+        let location = try validateLocation(String(parts[0]), in: text)
+        let key = String(parts[1])
+        guard !key.isEmpty else { throw .config("secret reference \"\(text)\" has an empty key", hint: "add #KEY after the path") }
+        guard key.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f }) else {
+            throw .config("secret reference \"\(text)\" has a control character in its key")
+        }
+        var version: Int?
+        if parts.count == 3 {
+            guard let v = Int(parts[2]), v > 0, parts[2].allSatisfy({ $0.isASCIIDigit }) else {
+                throw .config("secret reference \"\(text)\" has a bad version \"\(parts[2])\"", hint: "a version is a positive integer, e.g. #3")
+            }
+            version = v
+        }
+        return SecretRef(location: location, key: key, version: version)
+    }
+
+    /// Checks `MOUNT/PATH` (for references and for --from-path).
+    static func validateLocation(_ location: String, in text: String) throws(BaoWrapError) -> String {
+        let segments = location.split(separator: "/", omittingEmptySubsequences: false)
+        guard segments.count >= 2 else {
+            throw .config("secret reference \"\(text)\" needs a mount and a path", hint: "e.g. secret/app/db#password")
+        }
+        for s in segments {
+            guard !s.isEmpty else { throw .config("secret reference \"\(text)\" has an empty path segment (leading, trailing or double /)") }
+            guard s != "." && s != ".." else { throw .config("secret reference \"\(text)\" contains a . or .. segment") }
+        }
+        let forbidden: Set<Unicode.Scalar> = ["?", "%", "\\"]
+        guard location.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && !forbidden.contains($0) }) else {
+            throw .config("secret reference \"\(text)\" contains whitespace, a control character, ?, % or \\ in its path")
+        }
+        return location
+    }
+
+    /// True when the path says `MOUNT/data/...`: the KV v2 API form, which
+    /// names the mount and the engine version without a lookup.
+    var isExplicitV2: Bool {
+        let segments = location.split(separator: "/")
+        return segments.count >= 3 && segments[1] == "data"
+    }
+}
+
+/// `--secret NAME=REF` and `--from-path PREFIX=PATH` entries, and `bao:`
+/// references found in inherited variables.
+public struct SecretBinding: Hashable, Sendable {
+    public enum Origin: Hashable, Sendable {
+        case flag
+        case variableList
+        /// An inherited variable whose value was `bao:REF` or `vault:REF`.
+        case inherited
+    }
+    public let name: String
+    public let ref: SecretRef
+    public let origin: Origin
+}
+
+public struct PathBinding: Hashable, Sendable {
+    public let prefix: String
+    /// `MOUNT/PATH` of the secret whose every key becomes a variable.
+    public let location: String
+
+    /// The variable name a key becomes: PREFIX + key upper-cased, every
+    /// character outside [A-Za-z0-9_] replaced by `_`.
+    public func variableName(forKey key: String) -> String {
+        prefix + String(String.UnicodeScalarView(key.asciiUppercased.unicodeScalars.map { s in
+            s.isASCIILetter || s.isASCIIDigit || s == "_" ? s : "_"
+        }))
+    }
+}
+
+enum EnvName {
+    /// POSIX portable variable names: what a shell can `export`.
+    static func isValid(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || first.isASCIILetter else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || $0.isASCIILetter || $0.isASCIIDigit }
+    }
+
+    static func isValidPrefix(_ prefix: String) -> Bool { prefix.isEmpty || isValid(prefix) }
+}

@@ -1,0 +1,129 @@
+import CBaoWrap
+import Glibc
+
+/// The workload's parent for its whole life, modelled on tini: spawns it
+/// with the original signal mask and default dispositions in its own
+/// process group (with the terminal's foreground when there is one),
+/// forwards every signal it receives, reaps every zombie, and reports the
+/// child's exit status. Only this file and Signals.swift touch signals and
+/// processes.
+public final class Supervisor {
+    let signals: Signals
+    let log: Logger
+    /// Forward to the child's whole process group instead of the child.
+    let signalGroup: Bool
+    public private(set) var child: pid_t = 0
+
+    public init(signals: Signals, log: Logger, signalGroup: Bool) {
+        self.signals = signals
+        self.log = log
+        self.signalGroup = signalGroup
+    }
+
+    /// Makes baowrap the reaper of orphaned descendants when it is not PID 1
+    /// (PID 1 is already). The corresponding C function is `prctl`.
+    public static func becomeSubreaper() {
+        if getpid() != 1 { _ = bw_set_child_subreaper() }
+    }
+
+    /// Spawns `argv[0]` (searched in PATH) with `envp`. The errno of a failed
+    /// exec comes back from glibc's posix_spawn, so "not found" and "not
+    /// executable" are told apart without a pipe.
+    public func spawn(argv: [UnsafeMutablePointer<CChar>?], envp: [UnsafeMutablePointer<CChar>?]) -> Result<pid_t, SpawnFailure> {
+        var pid: pid_t = 0
+        var mask = signals.original
+        // Hand over the terminal only when baowrap is in its foreground; a
+        // background job must not grab it.
+        let tty: Int32 = isatty(0) == 1 && tcgetpgrp(0) == getpgrp() ? 0 : -1
+        let rc = argv.withUnsafeBufferPointer { a in
+            envp.withUnsafeBufferPointer { e in
+                bw_spawn(&pid, a[0], a.baseAddress, e.baseAddress, &mask, tty)
+            }
+        }
+        if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc))) }
+        child = pid
+        return .success(pid)
+    }
+
+    public struct SpawnFailure: Error {
+        public let errno: Errno
+        public var status: ExitStatus {
+            switch errno {
+            case .noSuchFileOrDirectory: return .commandNotFound
+            // Too much environment, or no memory to start: the wrapper's
+            // failure, not the command's.
+            case .argListTooLong, .noMemory, .wouldBlock: return .wrapperFailure
+            default: return .notExecutable
+            }
+        }
+    }
+
+    /// Waits for signals and the child until the child exits; returns its
+    /// status. `tick`, when given, runs every `tickInterval` (the rotation
+    /// watch) and may ask to stop with a status.
+    public func supervise(tickInterval: Int32 = -1, tick: (() -> ExitStatus?)? = nil) -> ExitStatus {
+        for s in signals.takeDeferred() { forward(s) }
+        while true {
+            if let status = reap() { return status }
+            var pfd = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&pfd, 1, tick == nil ? -1 : tickInterval)
+            if n < 0 && Errno.current != .interrupted {
+                log.error(.system("poll", .current))
+                // Without a way to wait, keep the child's lifecycle anyway
+                // by blocking in waitpid.
+                return waitBlocking()
+            }
+            for s in signals.drain() where s != .chld { forward(s) }
+            if n == 0, let tick, let stop = tick() { return stop }
+        }
+    }
+
+    /// Delivers `s` to the child (or its group). The corresponding C function
+    /// is `kill`.
+    public func forward(_ s: Signal) {
+        guard child > 0 else { return }
+        let target = signalGroup ? -child : child
+        switch nothingOrErrno(retryOnInterrupt: false, { system_kill(target, s.rawValue) }) {
+        case .success:
+            log.debug("signal_forwarded", "forwarded \(s)", [("signal", .int(Int(s.rawValue)))])
+        case .failure(.noSuchProcess):
+            // The child (or its group) is already gone; its status is on
+            // its way through SIGCHLD.
+            break
+        case .failure(let e):
+            log.warn("signal_forward_failed", "could not forward \(s): \(e)")
+        }
+    }
+
+    /// Reaps every zombie; returns the main child's status once it exited.
+    /// The corresponding C function is `waitpid`.
+    func reap() -> ExitStatus? {
+        var result: ExitStatus?
+        while true {
+            var status: CInt = 0
+            let pid = system_waitpid(-1, &status, WNOHANG)
+            if pid > 0 {
+                if pid == child { result = Supervisor.decode(status) }
+                continue
+            }
+            if pid < 0 && Errno.current == .interrupted { continue }
+            // 0: children left but none exited; ECHILD: no children at all.
+            return result
+        }
+    }
+
+    private func waitBlocking() -> ExitStatus {
+        while true {
+            var status: CInt = 0
+            let pid = system_waitpid(-1, &status, 0)
+            if pid == child { return Supervisor.decode(status) }
+            if pid < 0 && Errno.current != .interrupted { return .wrapperFailure }
+        }
+    }
+
+    static func decode(_ status: CInt) -> ExitStatus {
+        if bw_wifexited(status) != 0 { return .exited(bw_wexitstatus(status)) }
+        if bw_wifsignaled(status) != 0 { return .signaled(bw_wtermsig(status)) }
+        return .wrapperFailure
+    }
+}

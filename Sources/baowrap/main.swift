@@ -1,0 +1,113 @@
+import BaoWrapCore
+import CBaoWrap
+import Glibc
+
+// The whole life of baowrap, in order. Each step is one call; a failure
+// before the child starts exits 125 with one log line naming the error class.
+func main() -> Int32 {
+    // 1. Take over signals before anything can start a thread.
+    let signals: Signals
+    do { signals = try Signals.takeOver() } catch {
+        StandardErrorSink().write(line: "baowrap: \(error.errorClass.rawValue): \(error.rendered)")
+        return ExitStatus.wrapperFailure.code
+    }
+    // 2. Hygiene before any secret exists: wiping allocators for OpenSSL and
+    //    libcurl (must precede their first use), and no core dumps or
+    //    ptrace/proc access by same-uid processes.
+    _ = bw_install_wiping_allocators()
+    _ = bw_set_dumpable(0)
+
+    var log = Logger()
+    // 3. Parse the command line and the environment.
+    let invocation: Invocation
+    let config: Config
+    let environment = ProcessInput.environment
+    do {
+        invocation = try CommandLineParser.parse(ProcessInput.arguments)
+        if case .help = invocation.subcommand {
+            print(Options.helpText, terminator: "")
+            return ProcessInput.arguments.count > 1 ? 0 : ExitStatus.wrapperFailure.code
+        }
+        if case .version = invocation.subcommand {
+            print(Version.text)
+            return 0
+        }
+        if case .install(let dir) = invocation.subcommand {
+            let (path, bytes) = try Installer.install(into: dir)
+            log.info("installed", "installed \(path) (\(bytes) bytes, mode 0555)")
+            return 0
+        }
+        config = try Config.load(flags: invocation.flags, environment: environment)
+    } catch {
+        log.error(error)
+        return ExitStatus.wrapperFailure.code
+    }
+    log = Logger(level: config.logLevel, format: config.logFormat, showPaths: config.showPaths)
+    for name in config.unknownVariables {
+        log.warn("unknown_variable", "\(name) is not a baowrap setting (typo?); removed from the child's environment", [("var", .string(name))])
+    }
+    if config.profile == .development {
+        log.warn("security_risk", "development profile: hardened rules relaxed", [("relaxations", .list(config.relaxations))])
+    }
+
+    switch invocation.subcommand {
+    case .check: return Check.run(config: config, log: log, signals: signals).code
+    case .run(let index): return run(config: config, commandIndex: index, environment: environment, log: log, signals: signals).code
+    default: return ExitStatus.wrapperFailure.code
+    }
+}
+
+/// The main job: fetch, spawn, wipe, revoke, supervise.
+func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log: Logger, signals: Signals) -> ExitStatus {
+    Supervisor.becomeSubreaper()
+    let startup = Startup(config: config, log: log, interrupt: signals)
+    var resolved: [ResolvedVariable] = []
+    var skipped: Set<String> = []
+    if config.needsOpenBao {
+        do {
+            let outcome = try startup.fetch()
+            guard outcome.failures.isEmpty else {
+                // Fail closed: every failing variable gets its line; nothing starts.
+                for f in outcome.failures { log.error(f) }
+                startup.finish()
+                return .wrapperFailure
+            }
+            resolved = outcome.variables
+            skipped = Set(outcome.rows.filter(\.skipped).map(\.name))
+            log.info("resolved", "resolved \(resolved.count) secret variables", [("count", .int(resolved.count))])
+        } catch {
+            log.error(error)
+            startup.finish()
+            if let s = error.signal { return .signaled(s) }
+            return .wrapperFailure
+        }
+    }
+
+    let supervisor = Supervisor(signals: signals, log: log, signalGroup: config.signalGroup)
+    let env: ChildEnvironment
+    do {
+        env = try ChildEnvironment(inherited: environment, resolved: resolved, unset: skipped, report: startup.report)
+    } catch {
+        log.error(error)
+        startup.finish()
+        return .wrapperFailure
+    }
+    var argv: [UnsafeMutablePointer<CChar>?] = Array(ProcessInput.argumentPointers[commandIndex...])
+    argv.append(nil)
+    let spawned = supervisor.spawn(argv: argv, envp: env.pointers)
+    // The child has its copy; baowrap's copies go now.
+    env.wipe()
+    resolved = []
+    startup.finish()
+    switch spawned {
+    case .failure(let f):
+        let name = ProcessInput.arguments[commandIndex].description
+        log.error(BaoWrapError(.system, "cannot execute \"\(name)\"", errno: f.errno), event: "exec_failed")
+        return f.status
+    case .success(let pid):
+        log.debug("started", "started pid \(pid)", [("pid", .int(Int(pid)))])
+    }
+    return supervisor.supervise()
+}
+
+exit(main())

@@ -1,0 +1,196 @@
+"""Fixtures for black-box tests of the built baowrap binary against the
+real harness (Tests/harness). Tests/run-integration.sh starts the harness and
+points HARNESS_ENV at its env file; run alone, the session starts its own
+harness in a temporary state dir and stops it afterwards."""
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = REPO / "Tests" / "harness"
+
+
+def read_env_file(path: Path) -> dict:
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            env[k] = v
+    return env
+
+
+@pytest.fixture(scope="session")
+def harness():
+    env_file = os.environ.get("HARNESS_ENV")
+    if env_file:
+        yield read_env_file(Path(env_file))
+        return
+    state = tempfile.mkdtemp(prefix="baowrap-harness-")
+    os.rmdir(state)
+    subprocess.run([HARNESS / "start.sh", state], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield read_env_file(Path(state) / "env")
+    finally:
+        subprocess.run([HARNESS / "stop.sh", state], check=False, stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def expected(harness) -> dict:
+    return json.loads(Path(harness["EXPECTED_JSON"]).read_text())
+
+
+def canary_forms(values):
+    """Every form in which a secret could leak into output."""
+    forms = set()
+    for v in values:
+        b = v.encode() if isinstance(v, str) else v
+        if len(b) < 8:
+            continue  # short values such as "42" appear in any output by chance
+        forms.add(b)
+        forms.add(base64.b64encode(b))
+        forms.add(base64.urlsafe_b64encode(b).rstrip(b"="))
+        forms.add(b.hex().encode())
+    return forms
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def logs(self):
+        """The wrapper's JSON log lines (stderr), parsed; other lines skipped."""
+        out = []
+        for line in self.stderr.decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def errors(self):
+        return [l for l in self.logs if l.get("level") == "error"]
+
+    def error_classes(self):
+        return [l.get("class") for l in self.errors()]
+
+    def __repr__(self):
+        return f"<rc={self.returncode} stdout={self.stdout[:300]!r} stderr={self.stderr[:2000]!r}>"
+
+
+class Baowrap:
+    """Runs the real binary as a black box. Every run's stdout and stderr are
+    checked for every seeded secret value (and its base64/hex forms) unless a
+    test lets the child print one on purpose."""
+
+    def __init__(self, binary: Path, harness: dict, expected: dict, tmp: Path):
+        self.binary = str(binary)
+        self.h = harness
+        self.tmp = tmp
+        self.canaries = canary_forms(expected.values())
+
+    def base_env(self, **extra) -> dict:
+        """Kubernetes auth over TLS, direct, CA pinned: the main job's setup."""
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "BAOWRAP_ADDR": self.h["BAO_TLS_ADDR"],
+            "BAOWRAP_CACERT": self.h["CA_CERT"],
+            "BAOWRAP_ROLE": self.h["K8S_ROLE"],
+            "BAOWRAP_JWT_FILE": self.h["TOKEN_K8S_VALID"],
+            "BAOWRAP_TIMEOUT": "10s",
+        }
+        env.update({k: v for k, v in extra.items() if v is not None})
+        return env
+
+    def run(self, args, env=None, input=None, timeout=60, secret_output_ok=False, **popen) -> Result:
+        proc = subprocess.run([self.binary, *args], env=self.base_env() if env is None else env,
+                              input=input, capture_output=True, timeout=timeout, **popen)
+        r = Result(proc)
+        if not secret_output_ok:
+            self.assert_no_secret(r.stdout + r.stderr, r)
+        return r
+
+    def assert_no_secret(self, data: bytes, context=None):
+        for c in self.canaries:
+            assert c not in data, f"secret leaked into output: {context!r}"
+
+    def child_env(self, args, env=None, **kw) -> tuple:
+        """Runs `baowrap ARGS -- env -0` with the child writing its environment
+        to a file (so no value reaches the wrapper's outputs). Returns the
+        Result and the child's environment as {bytes: bytes}."""
+        out = self.tmp / f"child-env-{os.urandom(4).hex()}"
+        r = self.run([*args, "--", "sh", "-c", f'env -0 > "{out}"'], env=env, **kw)
+        child = {}
+        if out.exists():
+            for entry in out.read_bytes().split(b"\0"):
+                if b"=" in entry:
+                    k, v = entry.split(b"=", 1)
+                    child[k] = v
+        return r, child
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    b = Path(os.environ.get("BAOWRAP_BIN", REPO / "dist" / "baowrap"))
+    assert b.exists(), f"{b} missing: run `make baowrap` first"
+    return b
+
+
+@pytest.fixture
+def bw(binary, harness, expected, tmp_path):
+    return Baowrap(binary, harness, expected, tmp_path)
+
+
+class FaultProxy:
+    def __init__(self, control: str):
+        self.control = control
+
+    def _post(self, path, body=None):
+        data = json.dumps(body or {}).encode()
+        req = urllib.request.Request(self.control + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
+
+    def mode(self, mode, **kw):
+        self._post("/mode", {"mode": mode, **kw})
+
+    def reset(self):
+        self._post("/reset")
+
+    def requests(self):
+        with urllib.request.urlopen(self.control + "/requests", timeout=5) as r:
+            return json.loads(r.read())
+
+
+@pytest.fixture
+def fault(harness):
+    f = FaultProxy(harness["FAULT_CONTROL_ADDR"])
+    f.reset()
+    yield f
+    f.reset()
+
+
+def bao_api(harness, method, path, body=None, token=None, namespace=None):
+    """Admin calls to OpenBao's plain listener with the root token (test setup only)."""
+    req = urllib.request.Request(harness["BAO_PLAIN_ADDR"] + "/v1/" + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("X-Vault-Token", token or harness["BAO_ROOT_TOKEN"])
+    if namespace:
+        req.add_header("X-Vault-Namespace", namespace)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw.startswith(b"{") else raw)

@@ -6,7 +6,10 @@ import Glibc
 /// place (so the app container never sees half a binary), and the directory
 /// fsync'ed.
 public enum Installer {
-    public static func install(into directory: String, source: String = "/proc/self/exe") throws(BaoWrapError) -> (path: String, bytes: Int) {
+    /// `source` is where the running binary can be read: /proc/self/exe,
+    /// or argv[0] when /proc is not mounted (a bare chroot) and argv[0]
+    /// is a path, as in an image's ENTRYPOINT ["/baowrap", "install", ...].
+    public static func install(into directory: String, sources: [String]) throws(BaoWrapError) -> (path: String, bytes: Int) {
         func fail(_ what: String, _ e: Errno = .current) -> BaoWrapError {
             BaoWrapError(.system, "install: \(what)", errno: e)
         }
@@ -14,10 +17,17 @@ public enum Installer {
         guard stat(directory, &st) == 0 else { throw fail("destination \(directory) is not usable") }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw fail("destination \(directory) is not a directory", .notDirectory) }
 
-        let input: CInt
-        switch valueOrErrno({ system_open(source, O_RDONLY | O_CLOEXEC) }) {
-        case .success(let fd): input = fd
-        case .failure(let e): throw fail("cannot open the running binary \(source)", e)
+        var opened: (fd: CInt, path: String)?
+        var lastError = Errno.noSuchFileOrDirectory
+        for candidate in sources {
+            switch valueOrErrno({ system_open(candidate, O_RDONLY | O_CLOEXEC) }) {
+            case .success(let fd): opened = (fd, candidate)
+            case .failure(let e): lastError = e
+            }
+            if opened != nil { break }
+        }
+        guard let (input, source) = opened else {
+            throw fail("cannot open the running binary (tried \(sources.joined(separator: ", ")))", lastError)
         }
         defer { _ = system_close(input) }
 

@@ -31,6 +31,20 @@ static void bw_capture(int argc, char **argv, char **envp) {
 __attribute__((section(".init_array"), used))
 static void (*bw_capture_p)(int, char **, char **) = bw_capture;
 
+// The Swift runtime's backtracer initialiser looks for its helper next to
+// the runtime via /proc/self/exe and aborts the process when that fails: a
+// static binary in a chroot or image without /proc would die before main.
+// No pod has the helper anyway, so baowrap turns the backtracer off before
+// any initialiser runs (.preinit_array precedes every .init_array entry).
+// The child's environment is built from the kernel's original envp, so
+// this variable never reaches it.
+static void bw_disable_backtracer(int argc, char **argv, char **envp) {
+    (void)argc; (void)argv; (void)envp;
+    setenv("SWIFT_BACKTRACE", "enable=no,swift-backtrace=/dev/null", 1);
+}
+__attribute__((section(".preinit_array"), used))
+static void (*bw_disable_backtracer_p)(int, char **, char **) = bw_disable_backtracer;
+
 int bw_argc(void) { return g_argc; }
 char *const *bw_argv(void) { return g_argv; }
 char *const *bw_envp(void) { return g_envp; }
@@ -91,6 +105,11 @@ static void o_free(void *p, const char *file, int line) { (void)file; (void)line
 
 int bw_install_wiping_allocators(void) {
     if (!CRYPTO_set_mem_functions(o_malloc, o_realloc, o_free)) return -1;
+    // Never read openssl.cnf (OPENSSL_CONF, /usr/lib/ssl/openssl.cnf): the
+    // workload's image could carry one that weakens TLS. libcurl is also
+    // built with --disable-openssl-auto-load-config; this holds even for
+    // OpenSSL calls made before libcurl's.
+    if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL)) return -1;
     if (curl_global_init_mem(CURL_GLOBAL_SSL, w_malloc, w_free, w_realloc, w_strdup, w_calloc) != CURLE_OK)
         return -1;
     return 0;

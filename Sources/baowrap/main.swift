@@ -33,7 +33,9 @@ func main() -> Int32 {
             return 0
         }
         if case .install(let dir) = invocation.subcommand {
-            let (path, bytes) = try Installer.install(into: dir)
+            var sources = ["/proc/self/exe"]
+            if let argv0 = ProcessInput.arguments.first?.description, argv0.utf8.contains(UInt8(ascii: "/")) { sources.append(argv0) }
+            let (path, bytes) = try Installer.install(into: dir, sources: sources)
             log.info("installed", "installed \(path) (\(bytes) bytes, mode 0555)")
             return 0
         }

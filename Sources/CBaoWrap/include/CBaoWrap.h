@@ -34,8 +34,9 @@ int bw_getopt_long(int argc, char *const argv[], const char *shortopts,
 
 // Routes OpenSSL's and libcurl's heap allocations through an allocator that
 // wipes every block on free and realloc, so no decrypted record, header or
-// token copy lingers in freed heap memory. Must run before any other OpenSSL
-// or libcurl call. Returns 0, or -1 if OpenSSL had already allocated.
+// token copy lingers in freed heap memory, and initialises OpenSSL without
+// its configuration file. Must run before any other OpenSSL or libcurl call.
+// Returns 0, or -1 if OpenSSL had already allocated.
 int bw_install_wiping_allocators(void);
 
 // Number of blocks the wiping allocator has wiped (for tests and diagnostics).

@@ -11,7 +11,7 @@ REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export CURL_STATIC_PREFIX := $(CURL_PREFIX)
 export BW_BUILD_REVISION  := $(REVISION)
 
-.PHONY: all build deps baowrap baowrapctl size test unit integration demo clean
+.PHONY: all build deps baowrap baowrapctl image size test unit integration demo clean
 
 all: build
 build: baowrap baowrapctl
@@ -37,6 +37,12 @@ baowrapctl: $(CURL_PREFIX)/lib/libcurl.a
 	swift build -c release --product baowrapctl --scratch-path .build-ctl
 	@mkdir -p $(DIST)
 	@cp .build-ctl/release/baowrapctl $(DIST)/baowrapctl
+
+# The init image as a reproducible OCI image-layout archive, built with umoci
+# (no container daemon); init-image/Dockerfile is the same image for docker.
+image: baowrap
+	@scripts/install-deps.sh image
+	@init-image/build.sh $(DIST)/baowrap $(DIST)/baowrap-init.oci.tar
 
 size: baowrap
 	@scripts/size-report.sh $(DIST)/baowrap .build/release/baowrap

@@ -8,6 +8,8 @@ declare -A groups=(
   [build]="libssl-dev dpkg-dev binutils file"
   # The real services the integration tests run against.
   [harness]="nginx python3-venv openssl curl jq"
+  # make image: OCI image layout without a container daemon.
+  [image]="umoci jq"
 )
 
 wanted=()

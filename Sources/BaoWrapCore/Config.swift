@@ -74,6 +74,8 @@ public struct Config {
         if address?.scheme == .http || broker?.scheme == .http { r.append("http_address") }
         if tlsSkipVerify { r.append("tls_skip_verify") }
         if staticToken != nil { r.append("static_token") }
+        if [caCert, brokerCACert].contains(where: { $0.map(FileCheck.isWorldWritable) ?? false }) { r.append("world_writable_ca_file") }
+        if staticToken == nil && needsOpenBao && FileCheck.isWorldWritable(jwtFile) { r.append("world_writable_jwt_file") }
         r.append("jwt_checks_warn_only")
         r.append("raw_paths_in_logs")
         return r
@@ -84,10 +86,18 @@ public struct Config {
 
     public init() {}
 
+    /// The log level and format alone, read leniently (a bad value keeps the
+    /// default), so that even a configuration error is reported in the
+    /// format that was asked for.
+    public static func logSettings(flags: [OptionKey: [String]], environment: [EnvironmentEntry]) -> (level: LogLevel, format: LogFormat) {
+        let source = Source(flags: flags, environment: environment)
+        return (source.value(.logLevel).flatMap(LogLevel.init(name:)) ?? .info,
+                source.value(.logFormat).flatMap { LogFormat(rawValue: $0.asciiLowercased) } ?? .json)
+    }
+
     public static func load(flags: [OptionKey: [String]], environment: [EnvironmentEntry]) throws(BaoWrapError) -> Config {
-        var env: [String: EnvironmentEntry] = [:]
-        for e in environment where env[e.name] == nil { env[e.name] = e }
-        let source = Source(flags: flags, env: env)
+        let source = Source(flags: flags, environment: environment)
+        let env = source.env
         var c = Config()
 
         // Logging first, so everything after can be reported in the right format.
@@ -232,7 +242,15 @@ public struct Config {
 private struct Source {
     enum Origin: Equatable { case flag, variable(String), none }
     let flags: [OptionKey: [String]]
+    /// The first entry of each name, as getenv(3) sees it.
     let env: [String: EnvironmentEntry]
+
+    init(flags: [OptionKey: [String]], environment: [EnvironmentEntry]) {
+        self.flags = flags
+        var env: [String: EnvironmentEntry] = [:]
+        for e in environment where env[e.name] == nil { env[e.name] = e }
+        self.env = env
+    }
 
     func lookup(_ key: OptionKey) -> (String, Origin)? {
         if let v = flags[key]?.last { return (v, .flag) }

@@ -19,11 +19,11 @@ public final class JWT {
 
     static let sizeLimit = 64 * 1024
 
-    public static func read(path: String, hardened: Bool, report: MemoryLockReport? = nil) throws(BaoWrapError) -> JWT {
+    public static func read(path: String, hardened: Bool) throws(BaoWrapError) -> JWT {
         if hardened && FileCheck.isWorldWritable(path) {
             throw BaoWrapError(.config, "JWT file \(path) is world-writable; anyone could replace the identity", hint: "chmod o-w \(path)")
         }
-        let buf = try LockedBuffer(capacity: 4096, limit: sizeLimit, report: report)
+        let buf = try LockedBuffer(capacity: 4096, limit: sizeLimit)
         try readFile(path, limit: sizeLimit) { (chunk) throws(BaoWrapError) in
             _ = try buf.append(chunk)
         }
@@ -86,27 +86,36 @@ public final class JWT {
         }
     }
 
-    /// Problems with the claims, each naming the claim; never the token.
-    public func problems(expected: ExpectedClaims, now: Int? = nil) -> [String] {
+    /// A claim that will make the login fail, found locally.
+    public struct Problem: Sendable, Equatable {
+        /// exp, nbf, iss, aud or sub.
+        public let claim: String
+        /// Names the claim and its value; never the token.
+        public let message: String
+    }
+
+    /// Problems with the claims, in claim order: exp, nbf, iss, aud, sub.
+    public func problems(expected: ExpectedClaims, now: Int? = nil) -> [Problem] {
         let now = now ?? Int(time(nil))
-        var out: [String] = []
+        var out: [Problem] = []
         // A little leeway for clock skew between node and API server.
         let skew = 30
         if let exp = claims.expiresAt, exp + skew < now {
-            out.append("the JWT expired \(now - exp)s ago (exp claim)")
+            out.append(Problem(claim: "exp", message: "the JWT expired \(now - exp)s ago (exp claim)"))
         }
         if let nbf = claims.notBefore, nbf - skew > now {
-            out.append("the JWT is not valid for another \(nbf - now)s (nbf claim)")
+            out.append(Problem(claim: "nbf", message: "the JWT is not valid for another \(nbf - now)s (nbf claim)"))
         }
-        if let iss = expected.issuer, claims.issuer != iss {
-            out.append("the JWT's iss claim is \"\(claims.issuer ?? "")\", expected \"\(iss)\"")
+        func mismatch(_ claim: String, _ actual: String?, _ wanted: String) -> Problem {
+            Problem(claim: claim, message: actual.map { "the JWT's \(claim) claim is \"\($0)\", expected \"\(wanted)\"" }
+                        ?? "the JWT has no \(claim) claim, expected \"\(wanted)\"")
         }
+        if let iss = expected.issuer, claims.issuer != iss { out.append(mismatch("iss", claims.issuer, iss)) }
         if let aud = expected.audience, !claims.audiences.contains(aud) {
-            out.append("the JWT's aud claim is [\(claims.audiences.joined(separator: ", "))], expected it to contain \"\(aud)\"")
+            out.append(Problem(claim: "aud", message: claims.audiences.isEmpty ? "the JWT has no aud claim, expected \"\(aud)\""
+                                : "the JWT's aud claim is [\(claims.audiences.joined(separator: ", "))], expected it to contain \"\(aud)\""))
         }
-        if let sub = expected.subject, claims.subject != sub {
-            out.append("the JWT's sub claim is \"\(claims.subject ?? "")\", expected \"\(sub)\"")
-        }
+        if let sub = expected.subject, claims.subject != sub { out.append(mismatch("sub", claims.subject, sub)) }
         return out
     }
 

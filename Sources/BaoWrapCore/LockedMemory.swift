@@ -1,5 +1,6 @@
 import CBaoWrap
 import Glibc
+import Synchronization
 
 /// One mapping of anonymous memory for secret bytes: locked into RAM (no
 /// swap), excluded from core dumps, zeroed in any forked child, explicitly
@@ -9,8 +10,9 @@ final class LockedRegion {
     enum Kind {
         /// memfd_secret(2) where the kernel offers it: the pages leave the
         /// kernel's direct map and no other process (not even root through
-        /// /proc/PID/mem) can read them. execve cannot read them either, so
-        /// the child's environment block never lives here.
+        /// /proc/PID/mem, ptrace or gcore) can read them. The kernel still
+        /// copies from them on the process's own behalf (write(2), execve's
+        /// argv/envp), so the child's environment block can live here too.
         case secret
         /// Plain private anonymous pages.
         case anonymous
@@ -48,6 +50,7 @@ final class LockedRegion {
         // memfd_secret pages are locked by the kernel (and counted against
         // RLIMIT_MEMLOCK when mapped); only plain pages need mlock.
         self.locked = kind == .secret || system_mlock(base, size) == 0
+        MemoryLocks.record(self)
     }
 
     private static func mapSecretMemory(_ size: Int) -> UnsafeMutableRawPointer? {
@@ -69,20 +72,32 @@ final class LockedRegion {
     }
 }
 
-/// What happened to memory locking during the run, so the caller can log the
-/// spec's single `mlock_unavailable` warning or refuse to go on.
-public final class MemoryLockReport {
-    public private(set) var refusedRegions = 0
-    public private(set) var secretMemoryRegions = 0
-    public private(set) var regions = 0
+/// What happened to memory locking in this process, so the caller can log
+/// the spec's single `mlock_unavailable` warning or refuse to go on. Every
+/// region counts, response bodies and header buffers included, so a partial
+/// refusal under a small RLIMIT_MEMLOCK is not missed.
+public enum MemoryLocks {
+    private static let all = Atomic<Int>(0)
+    private static let refused = Atomic<Int>(0)
+    private static let secretMemory = Atomic<Int>(0)
 
-    func record(_ region: LockedRegion) {
-        regions += 1
-        if !region.locked { refusedRegions += 1 }
-        if region.kind == .secret { secretMemoryRegions += 1 }
+    public static var regions: Int { all.load(ordering: .relaxed) }
+    /// Regions whose pages could not be locked (RLIMIT_MEMLOCK).
+    public static var refusedRegions: Int { refused.load(ordering: .relaxed) }
+    /// Regions that got memfd_secret pages.
+    public static var secretMemoryRegions: Int { secretMemory.load(ordering: .relaxed) }
+
+    static func record(_ region: LockedRegion) {
+        all.add(1, ordering: .relaxed)
+        if !region.locked { refused.add(1, ordering: .relaxed) }
+        if region.kind == .secret { secretMemory.add(1, ordering: .relaxed) }
     }
 
-    public init() {}
+    /// Maps, locks and releases one page the way secrets will be stored, so
+    /// a refusal is counted before the first secret byte is read.
+    public static func probe() throws(BaoWrapError) {
+        _ = try LockedRegion(size: LockedRegion.pageSize, kind: .secret)
+    }
 }
 
 /// A growable byte buffer in a `LockedRegion`: response bodies, request
@@ -92,18 +107,14 @@ public final class LockedBuffer {
     private(set) var region: LockedRegion
     public private(set) var count = 0
     private let kind: LockedRegion.Kind
-    private let report: MemoryLockReport?
     /// Appending past this many bytes fails, so a hostile or broken server
     /// cannot make baowrap grow without bound.
     let limit: Int
 
-    init(capacity: Int = 4096, limit: Int = Int.max, kind: LockedRegion.Kind = .secret,
-         report: MemoryLockReport? = nil) throws(BaoWrapError) {
+    init(capacity: Int = 4096, limit: Int = Int.max, kind: LockedRegion.Kind = .secret) throws(BaoWrapError) {
         self.kind = kind
         self.limit = limit
-        self.report = report
         region = try LockedRegion(size: capacity, kind: kind)
-        report?.record(region)
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -146,7 +157,6 @@ public final class LockedBuffer {
         var size = region.size
         while size < needed { size *= 2 }
         let bigger = try LockedRegion(size: size, kind: kind)
-        report?.record(bigger)
         bigger.base.copyMemory(from: region.base, byteCount: count)
         region = bigger  // the old region wipes itself in deinit
     }

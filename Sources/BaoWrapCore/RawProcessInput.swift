@@ -45,6 +45,13 @@ public struct EnvironmentEntry {
         UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer) + valueOffset, count: length - valueOffset)
     }
 
+    /// Zeroes the value where the kernel put it, so /proc/PID/environ and
+    /// the initial stack stop showing it; for BAOWRAP_TOKEN once it has
+    /// been copied into locked memory.
+    public func wipeValue() {
+        bw_explicit_bzero(UnsafeMutableRawPointer(mutating: pointer) + valueOffset, length - valueOffset)
+    }
+
     /// The value as text; only for variables that are not secret (BAOWRAP_*
     /// settings, `bao:` references).
     public var value: String { String(decoding: valueBytes, as: UTF8.self) }

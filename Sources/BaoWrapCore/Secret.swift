@@ -34,14 +34,9 @@ public struct Secret: CustomStringConvertible, CustomDebugStringConvertible, Cus
 public final class SecretArena {
     private var regions: [LockedRegion] = []
     private var used = 0
-    private let report: MemoryLockReport
-    private let kind: LockedRegion.Kind
     static let chunk = 64 * 1024
 
-    public init(report: MemoryLockReport, secretMemory: Bool = true) {
-        self.report = report
-        self.kind = secretMemory ? .secret : .anonymous
-    }
+    public init() {}
 
     /// Hands `body` a writable span of `capacity` bytes; `body` returns how
     /// many it wrote. Lets the JSON reader unescape straight into locked memory.
@@ -54,31 +49,17 @@ public final class SecretArena {
         return Secret(region: region, offset: start, count: n)
     }
 
-    func store(_ bytes: UnsafeRawBufferPointer) throws(BaoWrapError) -> Secret {
-        let region = try reserve(bytes.count)
-        let start = used
-        if let src = bytes.baseAddress, bytes.count > 0 {
-            (region.base + start).copyMemory(from: src, byteCount: bytes.count)
-        }
-        used += bytes.count
-        return Secret(region: region, offset: start, count: bytes.count)
-    }
-
-    func store(_ buffer: LockedBuffer) throws(BaoWrapError) -> Secret {
-        try buffer.withUnsafeBytes { (b) throws(BaoWrapError) in try store(b) }
-    }
-
     private func reserve(_ n: Int) throws(BaoWrapError) -> LockedRegion {
         if let last = regions.last, last.size - used >= n { return last }
-        let region = try LockedRegion(size: max(SecretArena.chunk, n), kind: kind)
-        report.record(region)
+        let region = try LockedRegion(size: max(SecretArena.chunk, n), kind: .secret)
         regions.append(region)
         used = 0
         return region
     }
 
-    /// Zeroes and unmaps every region. Secrets handed out before stay valid
-    /// as values but read as zeros.
+    /// Zeroes every region and lets go of it; a region is unmapped once the
+    /// last `Secret` pointing into it is gone. Secrets handed out before read
+    /// as zeros from now on.
     public func wipeAll() {
         for r in regions { r.wipe() }
         regions.removeAll()

@@ -1,11 +1,12 @@
+import CBaoWrap
+
 /// Everything between a validated configuration and a set of resolved
 /// variables: the route, the login, the resolution, the memory-lock
 /// verdict. Holds the client so the token can be revoked after the spawn.
 public final class Startup {
     public let config: Config
     public let log: Logger
-    public let report = MemoryLockReport()
-    public let arena: SecretArena
+    public let arena = SecretArena()
     public private(set) var client: OpenBaoClient?
     let interrupt: (any InterruptSource)?
 
@@ -13,7 +14,6 @@ public final class Startup {
         self.config = config
         self.log = log
         self.interrupt = interrupt
-        arena = SecretArena(report: report)
     }
 
     /// The route requests start on, and the one `auto` may fall back to.
@@ -40,6 +40,10 @@ public final class Startup {
     /// outcome's rows; a failure that stops everything (login, no route) is
     /// thrown.
     public func fetch() throws(BaoWrapError) -> Resolver.Outcome {
+        // Known before the first secret byte is read, so --require-mlock
+        // refuses without having put the JWT in unlocked memory.
+        try MemoryLocks.probe()
+        try checkMemoryLocks()
         let deadline = Deadline(after: config.timeout)
         let (primary, fallback) = try Startup.routes(config)
         let engine = HTTPEngine(userAgent: Version.userAgent)
@@ -49,17 +53,13 @@ public final class Startup {
 
         if let token = config.staticToken {
             try client.use(staticToken: token)
+            // The locked copy is the only one now: /proc/PID/environ and the
+            // initial stack no longer show the token.
+            token.wipeValue()
         } else {
-            let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened, report: report)
+            let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
             defer { jwt.wipe() }
-            let problems = jwt.problems(expected: config.expected)
-            if !problems.isEmpty {
-                if config.profile == .hardened {
-                    throw BaoWrapError(.authDenied, "JWT from \(config.jwtFile) will be refused: " + problems.joined(separator: "; "),
-                                       hint: "check the projected token's audience and expiry, or the --expect-* settings")
-                }
-                for p in problems { log.warn("jwt_claims", p + " (development profile: logging in anyway)") }
-            }
+            try checkClaims(jwt)
             _ = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
         }
         log.info("route", "using the \(client.route.kind.rawValue) route \(client.route.endpoint)",
@@ -67,18 +67,39 @@ public final class Startup {
 
         let outcome = try Resolver(config: config, client: client, log: log, arena: arena).resolve(deadline: deadline)
         try checkMemoryLocks()
+        log.debug("secret_memory", "secret memory regions: \(MemoryLocks.regions), memfd_secret: \(MemoryLocks.secretMemoryRegions), unlocked: \(MemoryLocks.refusedRegions)",
+                  [("regions", .int(MemoryLocks.regions)), ("memfd_secret", .int(MemoryLocks.secretMemoryRegions)),
+                   ("unlocked", .int(MemoryLocks.refusedRegions))])
         return outcome
     }
 
+    /// The local JWT diagnostics, before any network call: refusals in the
+    /// hardened profile, one warning per claim in development.
+    func checkClaims(_ jwt: JWT) throws(BaoWrapError) {
+        let problems = jwt.problems(expected: config.expected)
+        guard !problems.isEmpty else { return }
+        if config.profile == .hardened {
+            throw BaoWrapError(.authDenied, "JWT from \(config.jwtFile) will be refused: " + problems.map(\.message).joined(separator: "; "),
+                               hint: "check the projected token's audience and expiry, or the --expect-* settings")
+        }
+        for p in problems {
+            log.warn("jwt_claims", p.message + " (development profile: logging in anyway)",
+                     [("class", .string(ErrorClass.authDenied.rawValue)), ("claim", .string(p.claim))])
+        }
+    }
+
+    private var warnedAboutLocks = false
+
     /// The spec's single `mlock_unavailable` warning, or a refusal.
     func checkMemoryLocks() throws(BaoWrapError) {
-        guard report.refusedRegions > 0 else { return }
+        guard MemoryLocks.refusedRegions > 0, !warnedAboutLocks else { return }
         if config.requireMlock {
             throw BaoWrapError(.system, "secret memory cannot be locked (RLIMIT_MEMLOCK too small) and --require-mlock is set",
                                hint: "raise the memlock limit or drop --require-mlock")
         }
+        warnedAboutLocks = true
         log.warn("mlock_unavailable", "secret memory could not be locked (RLIMIT_MEMLOCK); it may be swapped",
-                 [("class", "mlock_unavailable"), ("regions", .int(report.refusedRegions))])
+                 [("class", "mlock_unavailable")])
     }
 
     /// Revokes the token (best effort) and wipes every secret.
@@ -87,6 +108,10 @@ public final class Startup {
             log.debug("revoke_failed", "token revocation failed: \(e.rendered)", [("class", .string(e.errorClass.rawValue))])
         }
         arena.wipeAll()
+        // Releasing the client closes libcurl's connections: their buffers
+        // go back through the wiping allocator now, not at exit.
         client = nil
+        let wiped = Int(bw_wiped_blocks())
+        log.debug("wiped", "secret buffers wiped; \(wiped) libcurl/OpenSSL heap blocks wiped on free", [("heap_blocks", .int(wiped))])
     }
 }

@@ -34,7 +34,7 @@ func readFile(_ path: String, limit: Int, into sink: (UnsafeRawBufferPointer) th
     var total = 0
     // A stack chunk would leave a copy of the JWT on the stack; read straight
     // into a locked scratch page instead.
-    let scratch = try LockedRegion(size: 4096, kind: .anonymous)
+    let scratch = try LockedRegion(size: 4096, kind: .secret)
     while true {
         let n: Int
         switch valueOrErrno({ system_read(fd, scratch.base, scratch.size) }) {

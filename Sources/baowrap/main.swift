@@ -24,6 +24,8 @@ func main() -> Int32 {
     let environment = ProcessInput.environment
     do {
         invocation = try CommandLineParser.parse(ProcessInput.arguments)
+        let early = Config.logSettings(flags: invocation.flags, environment: environment)
+        log = Logger(level: early.level, format: early.format)
         if case .help = invocation.subcommand {
             print(Options.helpText, terminator: "")
             return ProcessInput.arguments.count > 1 ? 0 : ExitStatus.wrapperFailure.code
@@ -88,7 +90,7 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
     let supervisor = Supervisor(signals: signals, log: log, signalGroup: config.signalGroup)
     let env: ChildEnvironment
     do {
-        env = try ChildEnvironment(inherited: environment, resolved: resolved, unset: skipped, report: startup.report)
+        env = try ChildEnvironment(inherited: environment, resolved: resolved, unset: skipped)
     } catch {
         log.error(error)
         startup.finish()

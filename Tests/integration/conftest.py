@@ -5,8 +5,10 @@ harness in a temporary state dir and stops it afterwards."""
 import base64
 import json
 import os
+import re
 import subprocess
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +45,28 @@ def harness():
 @pytest.fixture(scope="session")
 def expected(harness) -> dict:
     return json.loads(Path(harness["EXPECTED_JSON"]).read_text())
+
+
+def jwt_canaries(token: bytes):
+    """A JWT and its payload and signature segments (the header is the same
+    for every token and no secret)."""
+    token = token.strip()
+    parts = token.split(b".")
+    return [token, *parts[1:]] if len(parts) == 3 else [token]
+
+
+def harness_jwts(harness) -> list:
+    out = []
+    for key, path in harness.items():
+        if key.startswith("TOKEN_") and Path(path).is_file():
+            out += jwt_canaries(Path(path).read_bytes())
+    return out
+
+
+# OpenBao client tokens (service, batch, recovery; hv* as Vault spells them).
+# No test prints one on purpose, so any token-shaped string in the wrapper's
+# output is a leak, whichever login it came from.
+TOKEN_SHAPE = re.compile(rb"(?<![A-Za-z0-9])(?:hv)?[sbr]\.[A-Za-z0-9_-]{20,}")
 
 
 def canary_forms(values):
@@ -89,14 +113,17 @@ class Result:
 
 class Baowrap:
     """Runs the real binary as a black box. Every run's stdout and stderr are
-    checked for every seeded secret value (and its base64/hex forms) unless a
-    test lets the child print one on purpose."""
+    checked for every seeded secret value, every harness JWT, the JWT file and
+    static token the run was given, and anything shaped like a client token
+    (each also in base64/hex form) unless a test lets the child print one on
+    purpose. Every integration test starts baowrap through `run`,
+    `child_env` or `start`, so every scenario is canary-checked."""
 
     def __init__(self, binary: Path, harness: dict, expected: dict, tmp: Path):
         self.binary = str(binary)
         self.h = harness
         self.tmp = tmp
-        self.canaries = canary_forms(expected.values())
+        self.canaries = canary_forms([*expected.values(), *harness_jwts(harness)])
 
     def base_env(self, **extra) -> dict:
         """Kubernetes auth over TLS, direct, CA pinned: the main job's setup."""
@@ -112,16 +139,44 @@ class Baowrap:
         return env
 
     def run(self, args, env=None, input=None, timeout=60, secret_output_ok=False, **popen) -> Result:
-        proc = subprocess.run([self.binary, *args], env=self.base_env() if env is None else env,
-                              input=input, capture_output=True, timeout=timeout, **popen)
+        env = self.base_env() if env is None else env
+        extra = self.run_canaries(args, env)
+        proc = subprocess.run([self.binary, *args], env=env, input=input, capture_output=True, timeout=timeout, **popen)
         r = Result(proc)
         if not secret_output_ok:
-            self.assert_no_secret(r.stdout + r.stderr, r)
+            self.assert_no_secret(r.stdout + r.stderr, r, extra)
         return r
 
-    def assert_no_secret(self, data: bytes, context=None):
-        for c in self.canaries:
+    def start(self, args, env=None, **popen) -> "Running":
+        """Starts baowrap without waiting, for tests that look at the live
+        process (signals, /proc). Output goes to files; `finish` checks it."""
+        env = self.base_env() if env is None else env
+        return Running(self, args, env, self.run_canaries(args, env), **popen)
+
+    def run_canaries(self, args, env) -> set:
+        """Secrets this one run is given: the static token and the JWT file
+        (read now: tests may remove or rewrite it while baowrap runs)."""
+        values = []
+        token = env.get("BAOWRAP_TOKEN")
+        if token:
+            values.append(token)
+        jwt = env.get("BAOWRAP_JWT_FILE")
+        for i, a in enumerate(args):
+            if a == "--":
+                break
+            if a == "--jwt-file" and i + 1 < len(args):
+                jwt = args[i + 1]
+            elif a.startswith("--jwt-file="):
+                jwt = a.split("=", 1)[1]
+        if jwt and os.path.isfile(jwt):
+            values += jwt_canaries(Path(jwt).read_bytes())
+        return canary_forms(values)
+
+    def assert_no_secret(self, data: bytes, context=None, extra=()):
+        for c in self.canaries | set(extra):
             assert c not in data, f"secret leaked into output: {context!r}"
+        m = TOKEN_SHAPE.search(data)
+        assert m is None, f"client-token-shaped string {m and m.group()!r} in output: {context!r}"
 
     def child_env(self, args, env=None, **kw) -> tuple:
         """Runs `baowrap ARGS -- env -0` with the child writing its environment
@@ -138,9 +193,55 @@ class Baowrap:
         return r, child
 
 
+class Running:
+    """A baowrap process started by `Baowrap.start`."""
+
+    def __init__(self, bw: Baowrap, args, env, canaries, **popen):
+        self.bw = bw
+        self.canaries = canaries
+        self.out_path = bw.tmp / f"out-{os.urandom(4).hex()}"
+        self.err_path = bw.tmp / f"err-{os.urandom(4).hex()}"
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([bw.binary, *args], env=env, stdout=out, stderr=err, **popen)
+        self.pid = self.proc.pid
+
+    def stderr(self) -> bytes:
+        return self.err_path.read_bytes()
+
+    def wait_for_event(self, event: str, limit=30) -> dict:
+        """Waits until baowrap logs `event` (or exits); the limit only
+        catches hangs."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            for line in self.stderr().decode(errors="replace").splitlines():
+                if line.startswith("{") and f'"event":"{event}"' in line:
+                    return json.loads(line)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {event} event from baowrap: {self.stderr()[:2000]!r}")
+
+    def child_pids(self) -> list:
+        return [int(p) for p in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+
+    def finish(self, timeout=60, secret_output_ok=False) -> Result:
+        """Waits for exit (killing on timeout) and checks the output."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        r = Result(subprocess.CompletedProcess(self.proc.args, self.proc.returncode,
+                                               self.out_path.read_bytes(), self.stderr()))
+        if not secret_output_ok:
+            self.bw.assert_no_secret(r.stdout + r.stderr, r, self.canaries)
+        return r
+
+
 @pytest.fixture(scope="session")
 def binary() -> Path:
-    b = Path(os.environ.get("BAOWRAP_BIN", REPO / "dist" / "baowrap"))
+    b = Path(os.environ.get("BAOWRAP_BIN", REPO / "dist" / "baowrap")).resolve()
     assert b.exists(), f"{b} missing: run `make baowrap` first"
     return b
 

@@ -3,6 +3,7 @@ real harness (Tests/harness). Tests/run-integration.sh starts the harness and
 points HARNESS_ENV at its env file; run alone, the session starts its own
 harness in a temporary state dir and stops it afterwards."""
 import base64
+import contextlib
 import json
 import os
 import re
@@ -67,6 +68,13 @@ def harness_jwts(harness) -> list:
 # No test prints one on purpose, so any token-shaped string in the wrapper's
 # output is a leak, whichever login it came from.
 TOKEN_SHAPE = re.compile(rb"(?<![A-Za-z0-9])(?:hv)?[sbr]\.[A-Za-z0-9_-]{20,}")
+
+
+def assert_no_canary(canaries, data: bytes, context=None):
+    for c in canaries:
+        assert c not in data, f"secret leaked into output: {context!r}"
+    m = TOKEN_SHAPE.search(data)
+    assert m is None, f"client-token-shaped string {m and m.group()!r} in output: {context!r}"
 
 
 def canary_forms(values):
@@ -141,7 +149,8 @@ class Baowrap:
     def run(self, args, env=None, input=None, timeout=60, secret_output_ok=False, **popen) -> Result:
         env = self.base_env() if env is None else env
         extra = self.run_canaries(args, env)
-        proc = subprocess.run([self.binary, *args], env=env, input=input, capture_output=True, timeout=timeout, **popen)
+        with checked_by_bw():
+            proc = subprocess.run([self.binary, *args], env=env, input=input, capture_output=True, timeout=timeout, **popen)
         r = Result(proc)
         if not secret_output_ok:
             self.assert_no_secret(r.stdout + r.stderr, r, extra)
@@ -173,10 +182,7 @@ class Baowrap:
         return canary_forms(values)
 
     def assert_no_secret(self, data: bytes, context=None, extra=()):
-        for c in self.canaries | set(extra):
-            assert c not in data, f"secret leaked into output: {context!r}"
-        m = TOKEN_SHAPE.search(data)
-        assert m is None, f"client-token-shaped string {m and m.group()!r} in output: {context!r}"
+        assert_no_canary(self.canaries | set(extra), data, context)
 
     def child_env(self, args, env=None, **kw) -> tuple:
         """Runs `baowrap ARGS -- env -0` with the child writing its environment
@@ -201,7 +207,7 @@ class Running:
         self.canaries = canaries
         self.out_path = bw.tmp / f"out-{os.urandom(4).hex()}"
         self.err_path = bw.tmp / f"err-{os.urandom(4).hex()}"
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err, checked_by_bw():
             self.proc = subprocess.Popen([bw.binary, *args], env=env, stdout=out, stderr=err, **popen)
         self.pid = self.proc.pid
 
@@ -237,6 +243,52 @@ class Running:
         if not secret_output_ok:
             self.bw.assert_no_secret(r.stdout + r.stderr, r, self.canaries)
         return r
+
+
+_bw_depth = 0
+
+
+@contextlib.contextmanager
+def checked_by_bw():
+    """Marks processes `Baowrap` starts: it checks (or, with
+    secret_output_ok, excuses) their output itself."""
+    global _bw_depth
+    _bw_depth += 1
+    try:
+        yield
+    finally:
+        _bw_depth -= 1
+
+
+def runs_baowrap(args, env) -> bool:
+    words = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    words += list((env or {}).values())
+    return any(os.path.basename(os.fsdecode(w)) == "baowrap" for w in words if isinstance(w, (str, bytes, os.PathLike)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canary_guard(harness, expected):
+    """Tests that start baowrap without `bw` (their own helper, a script
+    given its path, a chroot) get the same check on every output they
+    capture with communicate()/run(), so every scenario is canary-checked."""
+    canaries = canary_forms([*expected.values(), *harness_jwts(harness)])
+    init, communicate = subprocess.Popen.__init__, subprocess.Popen.communicate
+
+    def guarded_init(self, args, *a, **kw):
+        self.canary_guarded = _bw_depth == 0 and runs_baowrap(args, kw.get("env"))
+        init(self, args, *a, **kw)
+
+    def guarded_communicate(self, *a, **kw):
+        out, err = communicate(self, *a, **kw)
+        if getattr(self, "canary_guarded", False):
+            data = b"".join(x if isinstance(x, bytes) else x.encode() for x in (out, err) if x)
+            assert_no_canary(canaries, data, self.args)
+        return out, err
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess.Popen, "__init__", guarded_init)
+        mp.setattr(subprocess.Popen, "communicate", guarded_communicate)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -300,3 +300,15 @@ def test_text_log_format(bw, listener):
     assert r.returncode == 125
     assert r.stderr.decode().splitlines() == \
         [f"baowrap: error failed: http:// address refused by the hardened profile (hint: {HINT}) class=config"]
+
+
+def test_canary_guard_checks_baowrap_started_without_bw(bw, binary, expected):
+    """A test's own subprocess call that runs baowrap is checked as well: a
+    child printing a value fails it."""
+    import subprocess
+    env = bw.base_env()
+    with pytest.raises(AssertionError, match="secret leaked"):
+        subprocess.run([str(binary), *SECRET, "--", "sh", "-c", 'printf %s "$DB_PASSWORD"'], env=env,
+                       capture_output=True, timeout=60)
+    plain = subprocess.run([str(binary), *SECRET, "--", "true"], env=env, capture_output=True, timeout=60)
+    assert plain.returncode == 0

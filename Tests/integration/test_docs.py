@@ -1,6 +1,7 @@
 """The user documentation cannot drift from the binary: every option of
 `baowrap --help` is in docs/configuration.md with its variables and
-default, every error class has its section in docs/troubleshooting.md, the
+default, every error class and warning has its section in
+docs/troubleshooting.md, the
 reference examples in docs/references.md are accepted or refused as they
 say, links resolve, and docs/quickstart.md runs as written against a real
 OpenBao."""
@@ -83,6 +84,20 @@ def test_troubleshooting_covers_every_error_class(error_class):
     section = re.search(rf"^## {error_class}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert section, f"docs/troubleshooting.md has no '## {error_class}' section"
     assert len(section.group(1).split()) > 20, f"the {error_class} section says too little"
+
+
+def warning_events() -> list:
+    events = set()
+    for source in [*(REPO / "Sources" / "BaoWrapCore").glob("*.swift"), REPO / "Sources" / "baowrap" / "main.swift"]:
+        events |= set(re.findall(r'log\.warn\("(\w+)"', source.read_text()))
+    assert len(events) >= 5, events
+    return sorted(events)
+
+
+@pytest.mark.parametrize("event", warning_events())
+def test_troubleshooting_covers_every_warning(event):
+    text = (DOCS / "troubleshooting.md").read_text()
+    assert re.search(rf"^### {event}\n\n\S", text, re.M), f"docs/troubleshooting.md has no '### {event}' section under Warnings"
 
 
 def reference_examples(heading: str) -> list:

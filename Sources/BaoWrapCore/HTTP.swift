@@ -281,7 +281,9 @@ public final class HTTPEngine {
         guard let h = curl_easy_init() else { throw BaoWrapError(.system, "curl_easy_init failed") }
         t.attempt += 1
         attemptsMade += 1
-        t.body = try LockedBuffer(capacity: 16 * 1024, limit: HTTPEngine.responseLimit)
+        // One page holds a typical KV answer; bodies grow on demand, and 16
+        // reads in flight stay inside a 64 KiB RLIMIT_MEMLOCK.
+        t.body = try LockedBuffer(capacity: LockedRegion.pageSize, limit: HTTPEngine.responseLimit)
         t.tooLarge = false
         t.errorBuffer.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         let req = t.request

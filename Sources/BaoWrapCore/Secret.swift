@@ -28,13 +28,13 @@ public struct Secret: CustomStringConvertible, CustomDebugStringConvertible, Cus
 }
 
 /// Where secret values are kept between the fetch and the spawn: a bump
-/// allocator over locked regions, so a hundred small values share a few
-/// pages of the (often small) RLIMIT_MEMLOCK budget. `wipeAll` zeroes and
-/// unmaps every region at once, right after the child has been spawned.
+/// allocator over locked regions, so a hundred small values share a page or
+/// two of the (often 64 KiB) RLIMIT_MEMLOCK budget; a large value gets a
+/// region of its own size. `wipeAll` zeroes every region at once, right
+/// after the child has been spawned.
 public final class SecretArena {
     private var regions: [LockedRegion] = []
     private var used = 0
-    static let chunk = 64 * 1024
 
     public init() {}
 
@@ -51,7 +51,7 @@ public final class SecretArena {
 
     private func reserve(_ n: Int) throws(BaoWrapError) -> LockedRegion {
         if let last = regions.last, last.size - used >= n { return last }
-        let region = try LockedRegion(size: max(SecretArena.chunk, n), kind: .secret)
+        let region = try LockedRegion(size: max(LockedRegion.pageSize, n), kind: .secret)
         regions.append(region)
         used = 0
         return region

@@ -102,12 +102,13 @@ public final class Startup {
                  [("class", "mlock_unavailable")])
     }
 
-    /// Revokes the token (best effort) and wipes every secret.
+    /// Wipes every secret and revokes the token (best effort).
     public func finish() {
+        // Values first: the revocation may take its whole timeout.
+        arena.wipeAll()
         if let client, client.hasToken, config.staticToken == nil, let e = client.revokeSelf() {
             log.debug("revoke_failed", "token revocation failed: \(e.rendered)", [("class", .string(e.errorClass.rawValue))])
         }
-        arena.wipeAll()
         // Releasing the client closes libcurl's connections: their buffers
         // go back through the wiping allocator now, not at exit.
         client = nil

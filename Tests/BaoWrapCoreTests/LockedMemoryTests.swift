@@ -94,7 +94,7 @@ private func readText(_ path: String) -> String? {
     let arena = SecretArena()
     var secrets: [Secret] = []
     for i in 0..<300 {
-        // 300 x 600 bytes spans several 64 KiB regions.
+        // 300 x 600 bytes span dozens of pages.
         secrets.append(try arena.write(capacity: 600) { out in
             for j in 0..<600 { out[j] = UInt8(1 + (i + j) % 200) }
             return 600

@@ -180,12 +180,17 @@ _libc = ctypes.CDLL(None, use_errno=True)
 PR_CAPBSET_DROP, CAP_IPC_LOCK = 24, 14
 
 
-def without_mlock():
-    """preexec_fn: RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK (root would bypass
-    the limit), as for a non-root container under a zero memlock limit."""
-    resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
-    if _libc.prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+def memlock_limit(limit):
+    """preexec_fn: RLIMIT_MEMLOCK `limit` and no CAP_IPC_LOCK (root would
+    bypass the limit), as for a non-root container."""
+    def apply():
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (limit, limit))
+        if _libc.prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+    return apply
+
+
+without_mlock = memlock_limit(0)
 
 
 def start_sleeping(bw, args, env, **popen):
@@ -302,6 +307,32 @@ def wait_for_held_read(run, fault, limit=30):
         assert run.proc.poll() is None, run.stderr()
         time.sleep(0.05)
     raise AssertionError("baowrap never reached the KV read")
+
+
+def test_during_fetch_received_values_and_jwt_exist_only_in_secret_pages(bw, harness, expected, fault):
+    """One read is held back; the values that already arrived and the JWT
+    (used by the login before) must not be in any readable page meanwhile:
+    libcurl's buffers of finished transfers were wiped when freed."""
+    fault.mode("delay", ms=60_000, path="/v1/secret/data/app/db")
+    done = ["kv1/app/api#token", "secret/many/p001#value", "secret/app/multiline#value"]
+    run = bw.start(["--timeout", "50s", *secret_args(done), "--secret", "HELD=secret/app/db#password", "--", "true"],
+                   env=bw.base_env(BAOWRAP_ADDR=harness["FAULT_ADDR"]))
+    try:
+        def arrived():
+            reqs = {r["path"]: r["status"] for r in fault.requests()}
+            return all(reqs.get(p) == 200 for p in ("/v1/kv1/app/api", "/v1/secret/data/many/p001", "/v1/secret/data/app/multiline")) \
+                and "/v1/secret/data/app/db" in reqs
+        end = time.monotonic() + 30
+        while not arrived():
+            assert time.monotonic() < end and run.proc.poll() is None, (fault.requests(), run.stderr())
+            time.sleep(0.05)
+        needles = {**value_needles(expected, done), **jwt_needles(harness["TOKEN_K8S_VALID"])}
+        hits, unreadable, _ = scan(run.pid, needles)
+        assert hits == [], "\n".join(hits)
+        assert unreadable and all("/secretmem" in u for u in unreadable), unreadable
+    finally:
+        run.proc.kill()
+        run.finish()
 
 
 def secret_mappings(pid):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import bao_api
-from test_hygiene_memory import without_mlock
+from test_hygiene_memory import memlock_limit, without_mlock
 
 HINT = "allowed only with --profile development (BAOWRAP_PROFILE=development)"
 CLAIM_HINT = "check the projected token's audience and expiry, or the --expect-* settings"
@@ -271,6 +271,17 @@ def test_memlock_zero_with_require_mlock_fails_before_any_request(bw, harness, f
     assert lines(r) == [failed("secret memory cannot be locked (RLIMIT_MEMLOCK too small) and --require-mlock is set "
                                "(hint: raise the memlock limit or drop --require-mlock)", cls="system")]
     assert child == {} and fault.requests() == []
+
+
+def test_a_dozen_paths_lock_within_the_classic_64k_limit(bw, expected):
+    """Docker's long-standing default RLIMIT_MEMLOCK is 64 KiB: twelve paths
+    read at once still fit, so no warning and --require-mlock passes."""
+    refs = [f"secret/many/p{i:03d}#value" for i in range(12)]
+    args = ["--require-mlock"] + [a for i, r in enumerate(refs) for a in ("--secret", f"S{i}={r}")]
+    r, child = bw.child_env(args, preexec_fn=memlock_limit(64 * 1024))
+    assert r.returncode == 0, r
+    assert [l for l in r.logs if l["level"] != "info"] == []
+    assert child[b"S11"] == expected[refs[11]].encode()
 
 
 def test_require_mlock_passes_when_memory_locks(bw):

@@ -38,8 +38,6 @@ public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConverti
 /// any thread exists (libcurl's resolver threads inherit the mask) and read
 /// from a signalfd on the main thread; nothing runs in a signal handler.
 public final class Signals: InterruptSource {
-    /// The mask baowrap was started with; the child gets it back.
-    public let original: sigset_t
     public let fd: Int32
     /// Signals that arrived before the child existed and that did not stop
     /// baowrap; they are forwarded once the child runs.
@@ -48,17 +46,15 @@ public final class Signals: InterruptSource {
     /// Must be the first thing `main` does. The corresponding C functions
     /// are `sigprocmask`, `sigaction` and `signalfd`.
     public static func takeOver() throws(BaoWrapError) -> Signals {
-        var original = sigset_t()
-        guard bw_take_over_signals(&original) == 0 else { throw .system("sigprocmask", .current) }
+        guard bw_take_over_signals() == 0 else { throw .system("sigprocmask", .current) }
         var set = sigset_t()
         bw_supervised_signals(&set)
         let fd = bw_signalfd(&set)
         guard fd >= 0 else { throw .system("signalfd", .current) }
-        return Signals(original: original, fd: fd)
+        return Signals(fd: fd)
     }
 
-    private init(original: sigset_t, fd: Int32) {
-        self.original = original
+    private init(fd: Int32) {
         self.fd = fd
     }
 

@@ -39,13 +39,22 @@ public final class Supervisor {
                 bw_spawn(&pid, a[0], a.baseAddress, e.baseAddress, tty)
             }
         }
-        if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc))) }
+        if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc), execSize: Supervisor.execSize(argv) + Supervisor.execSize(envp))) }
         child = pid
         return .success(pid)
     }
 
+    /// What a NULL-terminated string vector costs execve: every string with
+    /// its NUL, and a pointer each.
+    static func execSize(_ vector: [UnsafeMutablePointer<CChar>?]) -> Int {
+        vector.reduce(0) { sum, p in sum + MemoryLayout<UnsafeRawPointer>.size + (p.map { strlen($0) + 1 } ?? 0) }
+    }
+
     public struct SpawnFailure: Error {
         public let errno: Errno
+        /// Bytes of argv and environ the exec was asked to carry.
+        public let execSize: Int
+
         public var status: ExitStatus {
             switch errno {
             case .noSuchFileOrDirectory: return .commandNotFound
@@ -54,6 +63,14 @@ public final class Supervisor {
             case .argListTooLong, .noMemory, .wouldBlock: return .wrapperFailure
             default: return .notExecutable
             }
+        }
+
+        /// E2BIG reads "Argument list too long", which points at the command
+        /// line when it is nearly always the injected environment.
+        public func error(command: String) -> BaoWrapError {
+            guard errno == .argListTooLong else { return BaoWrapError(.system, "cannot execute \"\(command)\"", errno: errno) }
+            return BaoWrapError(.system, "cannot execute \"\(command)\": its arguments and environment (\(execSize) bytes) are too large for execve",
+                                hint: "the kernel allows a quarter of the stack limit (ulimit -s) in total and 128 KiB per variable; inject fewer or smaller secrets")
         }
     }
 

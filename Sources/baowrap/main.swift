@@ -106,7 +106,7 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
     switch spawned {
     case .failure(let f):
         let name = ProcessInput.arguments[commandIndex].description
-        log.error(BaoWrapError(.system, "cannot execute \"\(name)\"", errno: f.errno), event: "exec_failed")
+        log.error(f.error(command: name), event: "exec_failed")
         return f.status
     case .success(let pid):
         log.debug("started", "started pid \(pid)", [("pid", .int(Int(pid)))])

@@ -87,12 +87,14 @@ def test_child_ignoring_term_keeps_running_until_killed(sup, tmp_path):
     pidfile = tmp_path / "pid"
     p = sup.popen(["--", *sup.probe("ignore-term", pidfile)])
     child = int(wait_for(lambda: read_lines(pidfile), what="child pid")[0])
-    p.send_signal(signal.SIGTERM)
-    p.send_signal(signal.SIGTERM)
-    with pytest.raises(subprocess.TimeoutExpired):
-        p.wait(timeout=1)
-    os.kill(child, 0)  # still alive
-    os.kill(child, signal.SIGKILL)
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=1)
+        os.kill(child, 0)  # still alive
+    finally:
+        os.kill(child, signal.SIGKILL)
     assert p.wait(timeout=30) == 128 + signal.SIGKILL
 
 
@@ -108,6 +110,7 @@ def test_ctrl_c_on_a_terminal_reaches_the_foreground_child(sup, tmp_path):
                          stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
                          preexec_fn=controlling_terminal)
     os.close(slave)
+    state = {}
     try:
         state = json.loads(wait_for(lambda: out.exists() and out.read_text(), what="probe state"))
         assert state["foreground"] is True and state["pgid"] == state["pid"] != p.pid, state
@@ -116,6 +119,8 @@ def test_ctrl_c_on_a_terminal_reaches_the_foreground_child(sup, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+            if state:
+                os.kill(state["pid"], signal.SIGKILL)
         os.close(master)
 
 
@@ -180,7 +185,7 @@ def test_as_pid_1_forwards_signals_sent_from_outside(sup, tmp_path):
     wait_for(lambda: any(" ready " in l for l in read_lines(log)), what="probe ready")
     # unshare -f forks; its child is the namespace's PID 1 and execs baowrap.
     init = int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
-    assert os.readlink(f"/proc/{init}/exe").endswith("baowrap")
+    assert os.readlink(f"/proc/{init}/exe") == os.path.realpath(sup.binary)
     for name in ["TERM", "HUP", "INT", "USR1"]:
         os.kill(init, getattr(signal, "SIG" + name))
         wait_for(lambda: f"child {name}" in read_lines(log), what=f"child to record {name}")

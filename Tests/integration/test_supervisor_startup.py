@@ -23,7 +23,12 @@ def start(bw, args, env):
 
 
 def finished(bw, p, timeout):
-    out, err = p.communicate(timeout=timeout)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
     bw.assert_no_secret(out + err, err)
     return p.returncode, err
 

@@ -39,7 +39,16 @@ static void (*bw_capture_p)(int, char **, char **) = bw_capture;
 // The child's environment is built from the kernel's original envp, so
 // this variable never reaches it.
 static void bw_disable_backtracer(int argc, char **argv, char **envp) {
-    (void)argc; (void)argv; (void)envp;
+    (void)argc; (void)argv;
+    // setenv overwrites an existing entry in place: on the kernel's array it
+    // would rewrite the workload's own SWIFT_BACKTRACE, so environ gets its
+    // own copy of the pointers first.
+    size_t n = 0;
+    while (envp[n]) n++;
+    char **copy = malloc((n + 1) * sizeof *copy);
+    if (copy == NULL) return;
+    memcpy(copy, envp, (n + 1) * sizeof *copy);
+    environ = copy;
     setenv("SWIFT_BACKTRACE", "enable=no,swift-backtrace=/dev/null", 1);
 }
 __attribute__((section(".preinit_array"), used))

@@ -118,6 +118,7 @@ def test_environment_passes_byte_for_byte_without_own_variables(sup):
         (b"BAOWRAP_TYPO_VAR", b"x"),
         (b"EMPTY", b""),
         (b"UNICODE", "ünï ✓".encode()),
+        (b"SWIFT_BACKTRACE", b"enable=yes"),  # baowrap sets its own, never the child's
         (b"lower.case-name", b"ok"),
         (b"LAST", b"end"),
     ]

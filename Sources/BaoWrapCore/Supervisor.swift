@@ -23,7 +23,7 @@ public final class Supervisor {
     /// Makes baowrap the reaper of orphaned descendants when it is not PID 1
     /// (PID 1 is already). The corresponding C function is `prctl`.
     public static func becomeSubreaper() {
-        if getpid() != 1 { _ = bw_set_child_subreaper() }
+        if system_getpid() != 1 { _ = bw_set_child_subreaper() }
     }
 
     /// Spawns `argv[0]` (searched in PATH) with `envp`. The errno of a failed
@@ -33,7 +33,7 @@ public final class Supervisor {
         var pid: pid_t = 0
         // Hand over the terminal only when baowrap is in its foreground; a
         // background job must not grab it.
-        let tty: Int32 = isatty(0) == 1 && tcgetpgrp(0) == getpgrp() ? 0 : -1
+        let tty: Int32 = system_isatty(0) == 1 && system_tcgetpgrp(0) == system_getpgrp() ? 0 : -1
         let rc = argv.withUnsafeBufferPointer { a in
             envp.withUnsafeBufferPointer { e in
                 bw_spawn(&pid, a[0], a.baseAddress, e.baseAddress, tty)
@@ -75,22 +75,19 @@ public final class Supervisor {
     }
 
     /// Waits for signals and the child until the child exits; returns its
-    /// status. `tick`, when given, runs every `tickInterval` (the rotation
-    /// watch) and may ask to stop with a status.
-    public func supervise(tickInterval: Int32 = -1, tick: (() -> ExitStatus?)? = nil) -> ExitStatus {
+    /// status.
+    public func supervise() -> ExitStatus {
         for s in signals.takeDeferred() { forward(s) }
         while true {
             if let status = reap() { return status }
             var pfd = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
-            let n = poll(&pfd, 1, tick == nil ? -1 : tickInterval)
-            if n < 0 && Errno.current != .interrupted {
+            if system_poll(&pfd, -1) < 0 && Errno.current != .interrupted {
                 log.error(.system("poll", .current))
                 // Without a way to wait, keep the child's lifecycle anyway
                 // by blocking in waitpid.
                 return waitBlocking()
             }
             for s in signals.drain() where s != .chld { forward(s) }
-            if n == 0, let tick, let stop = tick() { return stop }
         }
     }
 

@@ -19,6 +19,11 @@ import Glibc
 @inline(__always) func system_write(_ fd: CInt, _ buf: UnsafeRawPointer, _ n: Int) -> Int { write(fd, buf, n) }
 @inline(__always) func system_kill(_ pid: pid_t, _ sig: CInt) -> CInt { kill(pid, sig) }
 @inline(__always) func system_waitpid(_ pid: pid_t, _ status: inout CInt, _ options: CInt) -> pid_t { waitpid(pid, &status, options) }
+@inline(__always) func system_poll(_ fds: inout pollfd, _ timeout: CInt) -> CInt { poll(&fds, 1, timeout) }
+@inline(__always) func system_getpid() -> pid_t { getpid() }
+@inline(__always) func system_getpgrp() -> pid_t { getpgrp() }
+@inline(__always) func system_isatty(_ fd: CInt) -> CInt { isatty(fd) }
+@inline(__always) func system_tcgetpgrp(_ fd: CInt) -> pid_t { tcgetpgrp(fd) }
 @inline(__always) func system_memfd_secret() -> CInt { bw_memfd_secret() }
 
 /// Reads the whole file at `path` (at most `limit` bytes) into `sink`, which

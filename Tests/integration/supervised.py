@@ -43,7 +43,7 @@ def log_lines(stderr: bytes):
 
 class Supervised:
     def __init__(self, binary: Path, tmp: Path):
-        self.binary = str(binary)
+        self.binary = str(Path(binary).resolve())  # tests change cwd
         self.tmp = tmp
 
     @staticmethod

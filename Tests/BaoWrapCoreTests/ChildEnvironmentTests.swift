@@ -23,15 +23,20 @@ final class RawEnvironment {
     deinit { pointers.forEach { free($0) } }
 }
 
-func bytes(_ p: UnsafeMutablePointer<CChar>?) -> [UInt8] {
+private func entryBytes(_ p: UnsafeMutablePointer<CChar>?) -> [UInt8] {
     guard let p else { return [] }
     return Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
 }
 
-func secrets(_ pairs: [(String, String)], arena: SecretArena) throws -> [ResolvedVariable] {
-    try pairs.map { name, value in
-        ResolvedVariable(name: name, value: try Array(value.utf8).withUnsafeBytes { try arena.store($0) })
+private func secret(_ value: [UInt8], in arena: SecretArena) throws -> Secret {
+    try arena.write(capacity: max(value.count, 1)) { out in
+        for (i, b) in value.enumerated() { out[i] = b }
+        return value.count
     }
+}
+
+private func secrets(_ pairs: [(String, String)], arena: SecretArena) throws -> [ResolvedVariable] {
+    try pairs.map { name, value in ResolvedVariable(name: name, value: try secret(Array(value.utf8), in: arena)) }
 }
 
 @Test func environmentEntry_splitsAtTheFirstEquals() {
@@ -43,22 +48,22 @@ func secrets(_ pairs: [(String, String)], arena: SecretArena) throws -> [Resolve
 
 @Test func childEnvironment_withoutSecrets_passesTheInheritedStringsThemselves() throws {
     let raw = RawEnvironment(["PATH=/bin", "BAOWRAP_ADDR=https://x", "A=1", "BAOWRAP_TYPO=1", "DUP=1", "DUP=2"])
-    let env = try ChildEnvironment(inherited: raw.entries, resolved: [], unset: [], report: MemoryLockReport())
+    let env = try ChildEnvironment(inherited: raw.entries, resolved: [], unset: [])
     let kept = [raw.pointers[0], raw.pointers[2], raw.pointers[4], raw.pointers[5]]
     #expect(env.pointers == kept.map { Optional($0) } + [nil])
     #expect(env.injectedCount == 0)
 }
 
 @Test func childEnvironment_replacesInPlace_appendsInOrder_dropsOwnAndUnset() throws {
-    let arena = SecretArena(report: MemoryLockReport(), secretMemory: false)
+    let arena = SecretArena()
     defer { arena.wipeAll() }
     let raw = RawEnvironment([Array("PATH=/bin".utf8), Array("DB=inherited".utf8), Array("BAOWRAP_ROLE=app".utf8),
                               Array("MIDDLE=\u{fc}".utf8), Array("SKIPPED=bao:secret/x#y".utf8), Array("DB=second".utf8),
                               [0x52, 0x41, 0x57, 0x3d, 0xff]])
     let resolved = try secrets([("NEW_B", "b-value"), ("DB", "p=a\nss"), ("NEW_A", "")], arena: arena)
-    let env = try ChildEnvironment(inherited: raw.entries, resolved: resolved, unset: ["SKIPPED"], report: MemoryLockReport())
+    let env = try ChildEnvironment(inherited: raw.entries, resolved: resolved, unset: ["SKIPPED"])
     defer { env.wipe() }
-    #expect(env.pointers.map(bytes) == [
+    #expect(env.pointers.map(entryBytes) == [
         Array("PATH=/bin".utf8), Array("DB=p=a\nss".utf8), Array("MIDDLE=\u{fc}".utf8), [0x52, 0x41, 0x57, 0x3d, 0xff],
         Array("NEW_B=b-value".utf8), Array("NEW_A=".utf8), [],
     ])
@@ -68,11 +73,11 @@ func secrets(_ pairs: [(String, String)], arena: SecretArena) throws -> [Resolve
 }
 
 @Test func childEnvironment_refusesASecretWithANulByte() throws {
-    let arena = SecretArena(report: MemoryLockReport(), secretMemory: false)
+    let arena = SecretArena()
     defer { arena.wipeAll() }
     let value: [UInt8] = [0x61, 0x00, 0x62]
-    let resolved = [ResolvedVariable(name: "TOKEN", value: try value.withUnsafeBytes { try arena.store($0) })]
+    let resolved = [ResolvedVariable(name: "TOKEN", value: try secret(value, in: arena))]
     #expect(throws: BaoWrapError(.badResponse, "")) {
-        _ = try ChildEnvironment(inherited: [], resolved: resolved, unset: [], report: MemoryLockReport())
+        _ = try ChildEnvironment(inherited: [], resolved: resolved, unset: [])
     }
 }

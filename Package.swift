@@ -70,6 +70,8 @@ let package = Package(
         .testTarget(
             name: "BaoWrapCoreTests",
             dependencies: ["BaoWrapCore", "CBaoWrap"],
+            // Recorded OpenBao responses, read from disk by the tests.
+            exclude: ["Fixtures"],
             swiftSettings: curlInclude
         ),
     ],

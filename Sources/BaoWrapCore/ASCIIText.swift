@@ -33,4 +33,23 @@ extension String {
         }
         return false
     }
+
+    /// Every occurrence of `needle` replaced, compared as UTF-8 bytes.
+    func substituting(_ needle: String, with replacement: String) -> String {
+        let hay = Array(utf8)
+        let n = Array(needle.utf8)
+        guard !n.isEmpty, hay.count >= n.count else { return self }
+        var out: [UInt8] = []
+        var i = 0
+        while i < hay.count {
+            if i + n.count <= hay.count && hay[i..<(i + n.count)].elementsEqual(n) {
+                out += replacement.utf8
+                i += n.count
+            } else {
+                out.append(hay[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -6,11 +6,8 @@ public enum Check {
     public static func run(config: Config, log: Logger, signals: (any InterruptSource)?,
                            output: (String) -> Void = { print($0) }) -> ExitStatus {
         if config.dryRun {
-            output(table(config.secrets.map { b in
-                [b.name, (config.showPaths ? b.ref.location : PathHash.label(b.ref.location)) + "#" + b.ref.key + (b.ref.version.map { "#\($0)" } ?? ""), "-", "-", "not checked"]
-            } + config.fromPaths.map { p in
-                [p.prefix + "*", (config.showPaths ? p.location : PathHash.label(p.location)) + "#*", "-", "-", "not checked"]
-            }))
+            output(table(config.secrets.map { b in [b.name, b.source(showPaths: config.showPaths), "-", "-", "not checked"] }
+                + config.fromPaths.map { p in [p.prefix + "*", p.source(showPaths: config.showPaths), "-", "-", "not checked"] }))
             return .exited(0)
         }
         guard config.needsOpenBao else {
@@ -26,12 +23,14 @@ public enum Check {
             log.error(error)
             return .wrapperFailure
         }
-        let route = startup.client?.route.kind.rawValue ?? "-"
+        let route = outcome.stoppedBy == nil ? startup.client?.route.kind.rawValue ?? "-" : "-"
         output(table(outcome.rows.map { r in
             [r.name, r.source, r.version.map(String.init) ?? "-", route,
              r.skipped ? "skipped" : r.failure.map { $0.errorClass.rawValue } ?? "ok"]
         }))
         for f in outcome.failures { log.error(f) }
+        // Not even a login: baowrap could not try, as when a run fails before its child.
+        if outcome.stoppedBy != nil { return .wrapperFailure }
         return outcome.failures.isEmpty ? .exited(0) : .checkFailed
     }
 

@@ -85,7 +85,14 @@ public enum CommandLineParser {
         longopts.append(option(name: nil, has_arg: 0, flag: nil, val: 0))
 
         var next: Int32 = 0
+        /// An option word as messages show it: without an attached value.
+        func optionWord(_ i: Int) -> String {
+            guard i >= 0 && i < argv.count else { return "?" }
+            return String(decoding: argv[i].bytes.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self)
+        }
         while true {
+            // With "+" getopt never permutes, so the word it reads next is here.
+            let wordIndex = max(Int(next), 1)
             var arg: UnsafePointer<CChar>?
             var bad: Int32 = -1
             var longIndex: Int32 = 0
@@ -97,13 +104,18 @@ public enum CommandLineParser {
                 inv.subcommand = .help
                 return (argv.count, false)
             case Int32(UInt8(ascii: "?")):
-                let word = bad >= 0 && Int(bad) < argv.count ? argv[Int(bad)].description : "?"
-                throw .config("unknown option \(word)", hint: "see baowrap --help")
+                throw .config("unknown option \(optionWord(Int(bad)))", hint: "see baowrap --help")
             case Int32(UInt8(ascii: ":")):
-                let word = bad >= 0 && Int(bad) < argv.count ? argv[Int(bad)].description : "?"
-                throw .config("option \(word) needs a value", hint: "see baowrap --help")
+                throw .config("option \(optionWord(Int(bad))) needs a value", hint: "see baowrap --help")
             default:
                 let spec = flagged[Int(c) - 1000]
+                // getopt_long accepts any unambiguous abbreviation; a manifest
+                // written with one would break when a new option shares its
+                // prefix, so only full names are taken.
+                let word = optionWord(wordIndex)
+                guard word == "--" + spec.flag! else {
+                    throw .config("unknown option \(word)", hint: "did you mean --\(spec.flag!)? see baowrap --help")
+                }
                 if let only = spec.onlyFor, only != subcommand {
                     throw .config("--\(spec.flag!) is only for baowrap \(only)")
                 }

@@ -120,12 +120,21 @@ public struct Config {
         c.brokerCACert = try source.file(.brokerCACert)
         c.clientCert = try source.file(.clientCert)
         c.clientKey = try source.file(.clientKey)
-        c.tlsServerName = source.value(.tlsServerName)
-        c.namespace = source.value(.namespace)
-        if let v = source.value(.authPath) {
+        if let v = source.value(.tlsServerName) {
+            guard DNSName.isValid(v) else { throw source.bad(.tlsServerName, v, "a DNS name such as openbao.example.com") }
+            c.tlsServerName = v
+        }
+        if let v = source.value(.namespace) {
             let trimmed = v.split(separator: "/").joined(separator: "/")
+            if let problem = SecretRef.pathProblem(trimmed) { throw .config("\(source.origin(.namespace)) \"\(v)\" \(problem)") }
+            c.namespace = trimmed.isEmpty ? nil : trimmed
+        }
+        if let v = source.value(.authPath) {
+            var trimmed = v.split(separator: "/").joined(separator: "/")
+            if trimmed.hasPrefix("auth/") { trimmed.removeFirst(5) }
             guard !trimmed.isEmpty else { throw source.bad(.authPath, v, "an auth mount path such as kubernetes") }
-            c.authPath = trimmed.hasPrefix("auth/") ? String(trimmed.dropFirst(5)) : trimmed
+            if let problem = SecretRef.pathProblem(trimmed) { throw .config("\(source.origin(.authPath)) \"\(v)\" \(problem)") }
+            c.authPath = trimmed
         }
         if let v = source.value(.authMethod) { c.authMethod = try choice(v, .authMethod) }
         c.role = source.value(.role)
@@ -198,6 +207,9 @@ public struct Config {
             guard EnvName.isValid(name) else {
                 throw .config("--secret entry \"\(entry)\": \"\(name)\" is not a valid variable name", hint: "letters, digits and _, not starting with a digit")
             }
+            guard !EnvName.isReserved(name) else {
+                throw .config("--secret entry \"\(entry)\": BAOWRAP_* variables are baowrap's own and never reach the command")
+            }
             let ref: SecretRef
             do { ref = try SecretRef.parse(String(entry[entry.index(after: eq)...]).trimmingSpaces) } catch { throw error.with(variable: name) }
             try add(SecretBinding(name: name, ref: ref, origin: origin == .flag ? .flag : .variableList))
@@ -205,6 +217,9 @@ public struct Config {
         for e in environment where !e.name.hasPrefix("BAOWRAP_") {
             let bytes = e.valueBytes
             guard SecretRef.prefixes.contains(where: { p in bytes.starts(with: p.utf8) }) else { continue }
+            guard e.value.utf8.elementsEqual(bytes) else {
+                throw BaoWrapError(.config, "its bao:/vault: reference is not valid UTF-8", variable: e.name)
+            }
             let ref: SecretRef
             do { ref = try SecretRef.parse(e.value) } catch { throw error.with(variable: e.name) }
             try add(SecretBinding(name: e.name, ref: ref, origin: .inherited))
@@ -220,12 +235,14 @@ public struct Config {
             }
             let prefix = String(entry[..<eq]).trimmingSpaces
             guard EnvName.isValidPrefix(prefix) else { throw .config("--from-path prefix \"\(prefix)\" is not a valid variable name start") }
+            guard !EnvName.isReserved(prefix) else { throw .config("--from-path prefix \"\(prefix)\": BAOWRAP_* variables are baowrap's own and never reach the command") }
             var location = String(entry[entry.index(after: eq)...]).trimmingSpaces
             for p in SecretRef.prefixes where location.hasPrefix(p) { location = String(location.dropFirst(p.count)) }
             guard !location.contains("#") else {
                 throw .config("--from-path \"\(entry)\" names a key; it takes a whole secret", hint: "drop the #KEY part, or use --secret")
             }
-            out.append(PathBinding(prefix: prefix, location: try SecretRef.validateLocation(location, in: location)))
+            let binding = PathBinding(prefix: prefix, location: try SecretRef.validateLocation(location, in: location))
+            if !out.contains(binding) { out.append(binding) }
         }
         return out
     }
@@ -285,8 +302,7 @@ private struct Source {
     /// any network call. Relative paths are relative to the working directory.
     func file(_ key: OptionKey) throws(BaoWrapError) -> String? {
         guard let path = value(key) else { return nil }
-        guard FileCheck.isReadable(path) else {
-            let e = Errno.current
+        if let e = FileCheck.readProblem(path) {
             throw BaoWrapError(.config, "\(origin(key)) \(path) cannot be read",
                                hint: path.hasPrefix("/") ? nil : "relative paths are taken from the working directory", errno: e)
         }
@@ -307,12 +323,30 @@ private struct Source {
     }
 }
 
+/// Host names for --tls-server-name: they go into curl's CONNECT_TO
+/// mapping and the certificate check, so only DNS characters pass.
+enum DNSName {
+    static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 253 && !name.hasPrefix(".") && !name.hasPrefix("-")
+            && name.unicodeScalars.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "-" || $0 == "." || $0 == "_" }
+    }
+}
+
 enum FileCheck {
-    static func isReadable(_ path: String) -> Bool {
-        let fd = system_open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        _ = system_close(fd)
-        return true
+    static func isReadable(_ path: String) -> Bool { readProblem(path) == nil }
+
+    /// Why `path` cannot be read as a file, if it cannot. A directory opens
+    /// fine, so it is caught here rather than by libcurl mid-handshake.
+    static func readProblem(_ path: String) -> Errno? {
+        let fd: CInt
+        switch valueOrErrno(retryOnInterrupt: true, { system_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }) {
+        case .success(let v): fd = v
+        case .failure(let e): return e
+        }
+        defer { _ = system_close(fd) }
+        var st = stat()
+        if system_fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { return .isDirectory }
+        return nil
     }
 
     static func isWorldWritable(_ path: String) -> Bool {

@@ -49,3 +49,27 @@ public struct Endpoint: Equatable, Sendable, CustomStringConvertible {
         return Endpoint(scheme: scheme, host: String(host), port: port, pathPrefix: prefix)
     }
 }
+
+/// API paths as they go into a URL. Secret paths may hold any printable
+/// character (unicode, quotes, brackets); everything outside RFC 3986's
+/// path characters is percent-encoded, so curl sends what OpenBao decodes
+/// back to the path the user wrote.
+enum URLPath {
+    static func escape(_ path: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"),
+                 UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="),
+                 UInt8(ascii: ":"), UInt8(ascii: "@"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xf)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -9,36 +9,68 @@ public struct ParsedBody {
 /// (a proxy's HTML page or empty body is never fed to a JSON parser blindly).
 struct APIFailure {
     let status: Int
+    /// OpenBao's `errors`, each flattened to one line.
     let errors: [String]
     /// The body was not OpenBao's `{"errors":[...]}`: an nginx page, empty...
     let foreignBody: String?
+    /// The `<title>` of an HTML body, which is where nginx says what went
+    /// wrong ("400 No required SSL certificate was sent").
+    let title: String?
     let location: String?
 
-    init(_ r: HTTPResponse) {
-        status = r.status
-        location = r.location
-        var errors: [String] = []
-        var foreign: String? = nil
-        if r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
-           doc.kind(doc.root) == .object {
-            if let e = doc.member(doc.root, "errors") { errors = doc.strings(e) }
-        } else {
-            foreign = r.body.isEmpty ? "empty body" : "non-JSON body (\(r.body.count) bytes\(r.contentType.map { ", " + $0 } ?? ""))"
-        }
-        self.errors = errors
-        foreignBody = foreign
+    init(status: Int, errors: [String] = [], foreignBody: String? = nil, title: String? = nil, location: String? = nil) {
+        self.status = status
+        self.errors = errors.map(APIFailure.flatten)
+        self.foreignBody = foreignBody
+        self.title = title
+        self.location = location
     }
 
-    /// "403: permission denied" / "502: non-JSON body (157 bytes, text/html)".
+    init(_ r: HTTPResponse) {
+        if r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
+           doc.kind(doc.root) == .object {
+            self.init(status: r.status, errors: doc.member(doc.root, "errors").map(doc.strings) ?? [], location: r.location)
+        } else {
+            let title = r.body.withUnsafeBytes(APIFailure.htmlTitle)
+            let what = r.body.isEmpty ? "empty body"
+                : "non-JSON body (\(r.body.count) bytes\(r.contentType.map { ", " + $0 } ?? "")\(title.map { ": \"" + $0 + "\"" } ?? ""))"
+            self.init(status: r.status, foreignBody: what, title: title, location: r.location)
+        }
+    }
+
+    /// "HTTP 403: permission denied" / "HTTP 502 with non-JSON body (157 bytes, text/html: "502 Bad Gateway")".
     var summary: String {
         var s = "HTTP \(status)"
-        if !errors.isEmpty { s += ": " + errors.joined(separator: "; ").replacingNewlines }
+        if !errors.isEmpty { s += ": " + errors.joined(separator: "; ") }
         if let foreignBody { s += " with \(foreignBody)" }
         if let location, (300...399).contains(status) { s += ", redirect to \(location) not followed" }
         return s
     }
 
-    var mentionsSeal: Bool { errors.contains { $0.asciiLowercased.includes("sealed") } }
+    /// OpenBao wraps most errors in go-multierror's layout
+    /// ("1 error occurred:\n\t* permission denied\n\n"); a log line wants
+    /// just "permission denied".
+    static func flatten(_ error: String) -> String {
+        let lines = error.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+        let items = lines.filter { $0.hasPrefix("\t* ") }.map { String($0.dropFirst(3)) }
+        if let head = lines.first, head.hasSuffix("occurred:"), !items.isEmpty { return items.joined(separator: "; ").trimmingSpaces }
+        return lines.map { String($0).trimmingSpaces }.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// The text of the first `<title>` in the body's first 4 KiB, printable
+    /// ASCII only and at most 120 characters.
+    static func htmlTitle(_ body: UnsafeRawBufferPointer) -> String? {
+        let head = Array(body.prefix(4096)).map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }
+        func find(_ needle: String, from: Int) -> Int? {
+            let n = Array(needle.utf8)
+            guard head.count >= n.count, from <= head.count - n.count else { return nil }
+            return (from...(head.count - n.count)).first { i in head[i..<(i + n.count)].elementsEqual(n) }
+        }
+        guard let open = find("<title>", from: 0), let close = find("</title>", from: open + 7) else { return nil }
+        let text = body[(open + 7)..<close].map { $0 >= 0x20 && $0 < 0x7f ? $0 : 0x20 }
+        let title = String(decoding: text.prefix(120), as: UTF8.self).trimmingSpaces
+        return title.isEmpty ? nil : title
+    }
 }
 
 /// The OpenBao HTTP API as baowrap uses it: login, mount lookup, KV reads,
@@ -127,6 +159,12 @@ public final class OpenBaoClient {
 
     /// The class of a non-2xx answer in a given context.
     static func errorClass(_ f: APIFailure, _ context: Context) -> ErrorClass {
+        // A 4xx that is not OpenBao's JSON comes from a proxy in front of it;
+        // it says nothing about roles or policies. nginx answers a missing
+        // or refused client certificate with a 400 page after the handshake.
+        if f.foreignBody != nil && (400...499).contains(f.status) && f.status != 429 {
+            return f.title?.asciiLowercased.includes("ssl certificate") == true ? .tls : .badResponse
+        }
         switch (f.status, context) {
         case (300...399, _): return .connect
         // jwt auth answers 400 for a wrong audience or subject, kubernetes
@@ -144,18 +182,33 @@ public final class OpenBaoClient {
     }
 
     /// A transport failure or a non-2xx answer as a `BaoWrapError`.
-    func failure(_ result: HTTPResult, _ context: Context, what: String) -> BaoWrapError {
+    /// `hiding` lists the raw paths of the request: OpenBao quotes them in
+    /// some errors (rate limits, preflight checks), and logs show them only
+    /// as a hash unless --log-paths.
+    func failure(_ result: HTTPResult, _ context: Context, what: String, hiding paths: [String] = []) -> BaoWrapError {
+        let attempts = result.attempts == 1 ? "1 attempt" : "\(result.attempts) attempts"
         switch result.result {
         case .failure(let f):
             var e = BaoWrapError(f.errorClass, "\(what): \(route.kind.rawValue) route \(route.endpoint): \(f.message)")
-            if result.deadlinePassed && f.errorClass != .tls { e.hint = "gave up after \(result.attempts) attempts within --timeout" }
+            if result.deadlinePassed && f.errorClass != .tls { e.hint = "gave up after \(attempts) within --timeout" }
             if f.errorClass == .tls { e.hint = "check --ca-cert, --tls-server-name and the client certificate" }
             return e
         case .response(let r):
             let f = APIFailure(r)
             let cls = OpenBaoClient.errorClass(f, context)
-            var e = BaoWrapError(cls, "\(what): \(f.summary)")
-            if result.deadlinePassed { e.hint = "still failing after \(result.attempts) attempts within --timeout" }
+            var summary = f.summary
+            if let label = paths.first.map(log.path), !log.showPaths {
+                for p in paths.sorted(by: { $0.utf8.count > $1.utf8.count }) { summary = summary.substituting(p, with: label) }
+            }
+            var e = BaoWrapError(cls, "\(what): \(summary)")
+            switch cls {
+            case .permissionDenied where context == .read:
+                e.hint = "the token's policies must grant read on this path (KV v2: MOUNT/data/PATH)"
+            case .tls:
+                e.hint = "the server wants a client certificate it trusts: check --client-cert and --client-key"
+            default:
+                if result.deadlinePassed { e.hint = "still failing after \(attempts) within --timeout" }
+            }
             return e
         }
     }
@@ -190,7 +243,7 @@ public final class OpenBaoClient {
         try body.append("\"}")
         defer { body.wipe() }
         let what = "login at auth/\(authPath) with role \(role)"
-        let result = try one(request(.post, "/v1/auth/\(authPath)/login", body: body, authenticated: false), deadline: deadline)
+        let result = try one(request(.post, "/v1/auth/\(URLPath.escape(authPath))/login", body: body, authenticated: false), deadline: deadline)
         guard case .response(let r) = result.result, (200...299).contains(r.status) else {
             var e = failure(result, .login, what: what)
             if e.errorClass == .authDenied {
@@ -238,13 +291,13 @@ public final class OpenBaoClient {
     /// serves it and its KV version. nil where the server would not say (403
     /// for narrow policies, 404 without the endpoint); errors otherwise.
     public func mounts(for locations: [String], deadline: Deadline) throws(BaoWrapError) -> [Result<MountInfo?, BaoWrapError>] {
-        let results = try send(locations.map { request(.get, "/v1/sys/internal/ui/mounts/\($0)") }, deadline: deadline)
+        let results = try send(locations.map { request(.get, "/v1/sys/internal/ui/mounts/\(URLPath.escape($0))") }, deadline: deadline)
         return zip(locations, results).map { location, result in
             let what = "mount lookup for \(log.path(location))"
-            guard case .response(let r) = result.result else { return .failure(failure(result, .mount, what: what)) }
+            guard case .response(let r) = result.result else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
             defer { r.body.wipe() }
             if r.status == 403 || r.status == 404 || r.status == 405 { return .success(nil) }
-            guard (200...299).contains(r.status) else { return .failure(failure(result, .mount, what: what)) }
+            guard (200...299).contains(r.status) else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
             do throws(BaoWrapError) {
                 let p = try parsed(r, what: what)
                 let doc = p.doc
@@ -281,11 +334,11 @@ public final class OpenBaoClient {
     }
 
     public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
-        let requests = reads.map { r in request(.get, "/v1/\(r.apiPath)" + (r.version.map { "?version=\($0)" } ?? "")) }
+        let requests = reads.map { r in request(.get, "/v1/\(URLPath.escape(r.apiPath))" + (r.version.map { "?version=\($0)" } ?? "")) }
         let results = try send(requests, deadline: deadline)
         return zip(reads, results).map { read, result in
             let what = "read of \(log.path(read.location))"
-            guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what)) }
+            guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath])) }
             if r.status == 404 {
                 defer { r.body.wipe() }
                 // A deleted or destroyed v2 version answers 404 with its metadata.
@@ -304,7 +357,7 @@ public final class OpenBaoClient {
             }
             guard (200...299).contains(r.status) else {
                 defer { r.body.wipe() }
-                return .failure(failure(result, .read, what: what))
+                return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath]))
             }
             do throws(BaoWrapError) {
                 let p = try parsed(r, what: what)

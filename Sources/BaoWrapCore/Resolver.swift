@@ -38,7 +38,25 @@ public final class Resolver {
     public struct Outcome {
         public var variables: [ResolvedVariable] = []
         public var rows: [ResolutionRow] = []
+        /// Set when nothing could be resolved (no route, unusable JWT,
+        /// login refused); every row then fails with this error.
+        public var stoppedBy: BaoWrapError?
         public var failures: [BaoWrapError] { rows.compactMap(\.failure) }
+
+        init() {}
+
+        /// Every configured variable failing with `error`, so each one is
+        /// reported by name, as when it fails on its own.
+        init(stoppedBy error: BaoWrapError, config: Config) {
+            stoppedBy = error
+            rows = config.secrets.map { b in
+                ResolutionRow(name: b.name, source: b.source(showPaths: config.showPaths), version: nil,
+                              failure: error.with(variable: b.name), skipped: false)
+            } + config.fromPaths.map { p in
+                ResolutionRow(name: p.prefix + "*", source: p.source(showPaths: config.showPaths), version: nil,
+                              failure: error.with(variable: p.prefix + "*"), skipped: false)
+            }
+        }
     }
 
     /// How a location is read: its API path and KV version.
@@ -118,9 +136,8 @@ public final class Resolver {
                          hint: "pin another version or undelete it")
         }
 
-        var names: Set<String> = []
         for b in config.secrets {
-            let source = (config.showPaths ? b.ref.location : PathHash.label(b.ref.location)) + "#" + b.ref.key + (b.ref.version.map { "#\($0)" } ?? "")
+            let source = b.source(showPaths: config.showPaths)
             switch outcome(b.ref.location, b.ref.version) {
             case .failure(let e): missing(b.name, source, e)
             case .success(.notFound): missing(b.name, source, notFound(b.ref.location))
@@ -132,13 +149,14 @@ public final class Resolver {
                     continue
                 }
                 out.variables.append(ResolvedVariable(name: b.name, value: try body.doc.secret(v, in: arena)))
-                names.insert(b.name)
                 row(b.name, source, version, nil)
             }
         }
-        var fromPathNames: [String: String] = [:]
+        // An explicit --secret for a name wins over --from-path.
+        let explicit = Set(config.secrets.map(\.name))
+        var fromPathKeys: [String: (location: String, key: String)] = [:]
         for p in config.fromPaths {
-            let source = (config.showPaths ? p.location : PathHash.label(p.location)) + "#*"
+            let source = p.source(showPaths: config.showPaths)
             let label = p.prefix + "*"
             switch outcome(p.location, nil) {
             case .failure(let e): missing(label, source, e)
@@ -148,14 +166,21 @@ public final class Resolver {
                 for m in body.doc.members(data) {
                     guard let key = body.doc.string(m.key) else { continue }
                     let name = p.variableName(forKey: key)
-                    // An explicit --secret for the same name wins.
-                    if names.contains(name) { continue }
-                    if let other = fromPathNames[name], other != p.location {
-                        row(name, source, version, BaoWrapError(.config, "produced by two --from-path entries", variable: name,
-                                                                hint: "give them different prefixes"))
+                    if explicit.contains(name) { continue }
+                    if let problem = PathBinding.problem(name: name, key: key, location: log.path(p.location)) {
+                        let shown = name.isEmpty ? label : name
+                        row(shown, source, version, problem.with(variable: shown))
                         continue
                     }
-                    fromPathNames[name] = p.location
+                    if let other = fromPathKeys[name] {
+                        let why = other.location == p.location
+                            ? "keys \"\(other.key)\" and \"\(key)\" of \(log.path(p.location)) both become this name"
+                            : "produced by two --from-path entries"
+                        row(name, source, version, BaoWrapError(.config, why, variable: name,
+                                                                hint: "rename a key, or give the entries different prefixes"))
+                        continue
+                    }
+                    fromPathKeys[name] = (p.location, key)
                     out.variables.append(ResolvedVariable(name: name, value: try body.doc.secret(m.value, in: arena)))
                     row(name, source, version, nil)
                 }
@@ -173,8 +198,7 @@ public final class Resolver {
         var plans: [String: Result<Plan, BaoWrapError>] = [:]
         var pending: [String] = []
         for loc in locations {
-            let segments = loc.split(separator: "/", omittingEmptySubsequences: false)
-            if segments.count >= 3 && segments[1] == "data" {
+            if SecretRef.isV2APIForm(loc) {
                 plans[loc] = .success(Plan(apiPath: loc, kvVersion: 2, probe: false))
             } else {
                 pending.append(loc)
@@ -218,7 +242,9 @@ public final class Resolver {
                         continue
                     }
                     let rest = loc.dropFirst(m.path.count + 1)
-                    plans[loc] = .success(Plan(apiPath: m.version == 2 ? "\(m.path)/data/\(rest)" : loc, kvVersion: m.version, probe: false))
+                    // A v2 path already in the API form (nested mounts reach here) keeps its data/.
+                    let v2 = rest.hasPrefix("data/") ? loc : "\(m.path)/data/\(rest)"
+                    plans[loc] = .success(Plan(apiPath: m.version == 2 ? v2 : loc, kvVersion: m.version, probe: false))
                 } else {
                     next.append(loc)
                 }

@@ -24,6 +24,11 @@ public struct SecretRef: Hashable, Sendable, CustomStringConvertible {
             body = body.dropFirst(p.count)
             break
         }
+        // A second prefix is a typo; as a mount name it would also make the
+        // reference read differently each time it is written out.
+        if prefixes.contains(where: { body.hasPrefix($0) }) {
+            throw .config("secret reference \"\(text)\" has its bao:/vault: prefix twice")
+        }
         let parts = body.split(separator: "#", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3 else {
             throw .config("malformed secret reference \"\(text)\"", hint: "write MOUNT/PATH#KEY or MOUNT/PATH#KEY#VERSION, e.g. secret/app/db#password")
@@ -46,24 +51,30 @@ public struct SecretRef: Hashable, Sendable, CustomStringConvertible {
 
     /// Checks `MOUNT/PATH` (for references and for --from-path).
     static func validateLocation(_ location: String, in text: String) throws(BaoWrapError) -> String {
-        let segments = location.split(separator: "/", omittingEmptySubsequences: false)
-        guard segments.count >= 2 else {
+        guard location.split(separator: "/", omittingEmptySubsequences: false).count >= 2 else {
             throw .config("secret reference \"\(text)\" needs a mount and a path", hint: "e.g. secret/app/db#password")
         }
-        for s in segments {
-            guard !s.isEmpty else { throw .config("secret reference \"\(text)\" has an empty path segment (leading, trailing or double /)") }
-            guard s != "." && s != ".." else { throw .config("secret reference \"\(text)\" contains a . or .. segment") }
-        }
-        let forbidden: Set<Unicode.Scalar> = ["?", "%", "\\"]
-        guard location.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && !forbidden.contains($0) }) else {
-            throw .config("secret reference \"\(text)\" contains whitespace, a control character, ?, % or \\ in its path")
-        }
+        if let problem = pathProblem(location) { throw .config("secret reference \"\(text)\" \(problem)") }
         return location
+    }
+
+    /// Why `path` cannot be one OpenBao API path (a secret location, an
+    /// auth mount, a namespace), if it cannot.
+    static func pathProblem(_ path: String) -> String? {
+        for s in path.split(separator: "/", omittingEmptySubsequences: false) {
+            if s.isEmpty { return "has an empty path segment (leading, trailing or double /)" }
+            if s == "." || s == ".." { return "contains a . or .. segment" }
+        }
+        let forbidden: Set<Unicode.Scalar> = ["?", "%", "\\", "#"]
+        guard path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && !forbidden.contains($0) }) else {
+            return "contains whitespace, a control character, ?, #, % or \\"
+        }
+        return nil
     }
 
     /// True when the path says `MOUNT/data/...`: the KV v2 API form, which
     /// names the mount and the engine version without a lookup.
-    var isExplicitV2: Bool {
+    static func isV2APIForm(_ location: String) -> Bool {
         let segments = location.split(separator: "/")
         return segments.count >= 3 && segments[1] == "data"
     }
@@ -81,6 +92,12 @@ public struct SecretBinding: Hashable, Sendable {
     public let name: String
     public let ref: SecretRef
     public let origin: Origin
+
+    /// The reference as `check` and logs show it: the path hashed unless
+    /// paths may be shown.
+    public func source(showPaths: Bool) -> String {
+        (showPaths ? ref.location : PathHash.label(ref.location)) + "#" + ref.key + (ref.version.map { "#\($0)" } ?? "")
+    }
 }
 
 public struct PathBinding: Hashable, Sendable {
@@ -95,6 +112,24 @@ public struct PathBinding: Hashable, Sendable {
             s.isASCIILetter || s.isASCIIDigit || s == "_" ? s : "_"
         }))
     }
+
+    public func source(showPaths: Bool) -> String {
+        (showPaths ? location : PathHash.label(location)) + "#*"
+    }
+
+    /// Why a key's variable name cannot be used, if it cannot: without a
+    /// prefix, a key may start with a digit or be empty.
+    static func problem(name: String, key: String, location: String) -> BaoWrapError? {
+        if !EnvName.isValid(name) {
+            return BaoWrapError(.config, "key \"\(key)\" of \(location) does not make a valid variable name (\"\(name)\")",
+                                hint: "give --from-path a PREFIX that starts with a letter or _")
+        }
+        if EnvName.isReserved(name) {
+            return BaoWrapError(.config, "key \"\(key)\" of \(location) makes a BAOWRAP_* name, which is never passed on",
+                                hint: "use another --from-path prefix")
+        }
+        return nil
+    }
 }
 
 enum EnvName {
@@ -105,4 +140,8 @@ enum EnvName {
     }
 
     static func isValidPrefix(_ prefix: String) -> Bool { prefix.isEmpty || isValid(prefix) }
+
+    /// baowrap's own settings: removed from the child's environment, so a
+    /// secret cannot be delivered under such a name.
+    static func isReserved(_ name: String) -> Bool { name.hasPrefix("BAOWRAP_") }
 }

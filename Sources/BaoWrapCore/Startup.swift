@@ -37,14 +37,34 @@ public final class Startup {
     }
 
     /// Logs in and resolves every secret. Per-variable failures are in the
-    /// outcome's rows; a failure that stops everything (login, no route) is
-    /// thrown.
+    /// outcome's rows; a failure that stops everything (no route, unusable
+    /// JWT, login refused) fails every row and sets `stoppedBy`. Only a
+    /// signal or a system failure is thrown.
     public func fetch() throws(BaoWrapError) -> Resolver.Outcome {
         // Known before the first secret byte is read, so --require-mlock
         // refuses without having put the JWT in unlocked memory.
         try MemoryLocks.probe()
         try checkMemoryLocks()
         let deadline = Deadline(after: config.timeout)
+        let client: OpenBaoClient
+        do throws(BaoWrapError) {
+            client = try logIn(deadline: deadline)
+        } catch where error.errorClass != .interrupted {
+            return Resolver.Outcome(stoppedBy: error, config: config)
+        }
+        log.info("route", "using the \(client.route.kind.rawValue) route \(client.route.endpoint)",
+                 [("route", .string(client.route.kind.rawValue))])
+
+        let outcome = try Resolver(config: config, client: client, log: log, arena: arena).resolve(deadline: deadline)
+        try checkMemoryLocks()
+        log.debug("secret_memory", "secret memory regions: \(MemoryLocks.regions), memfd_secret: \(MemoryLocks.secretMemoryRegions), unlocked: \(MemoryLocks.refusedRegions)",
+                  [("regions", .int(MemoryLocks.regions)), ("memfd_secret", .int(MemoryLocks.secretMemoryRegions)),
+                   ("unlocked", .int(MemoryLocks.refusedRegions))])
+        return outcome
+    }
+
+    /// Picks the route and gets a token: a JWT login, or the static token.
+    private func logIn(deadline: Deadline) throws(BaoWrapError) -> OpenBaoClient {
         let (primary, fallback) = try Startup.routes(config)
         let engine = HTTPEngine(userAgent: Version.userAgent)
         engine.interrupt = interrupt
@@ -56,21 +76,13 @@ public final class Startup {
             // The locked copy is the only one now: /proc/PID/environ and the
             // initial stack no longer show the token.
             token.wipeValue()
-        } else {
-            let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
-            defer { jwt.wipe() }
-            try checkClaims(jwt)
-            _ = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
+            return client
         }
-        log.info("route", "using the \(client.route.kind.rawValue) route \(client.route.endpoint)",
-                 [("route", .string(client.route.kind.rawValue))])
-
-        let outcome = try Resolver(config: config, client: client, log: log, arena: arena).resolve(deadline: deadline)
-        try checkMemoryLocks()
-        log.debug("secret_memory", "secret memory regions: \(MemoryLocks.regions), memfd_secret: \(MemoryLocks.secretMemoryRegions), unlocked: \(MemoryLocks.refusedRegions)",
-                  [("regions", .int(MemoryLocks.regions)), ("memfd_secret", .int(MemoryLocks.secretMemoryRegions)),
-                   ("unlocked", .int(MemoryLocks.refusedRegions))])
-        return outcome
+        let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
+        defer { jwt.wipe() }
+        try checkClaims(jwt)
+        _ = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
+        return client
     }
 
     /// The local JWT diagnostics, before any network call: refusals in the

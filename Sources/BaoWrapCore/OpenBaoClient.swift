@@ -190,7 +190,7 @@ public final class OpenBaoClient {
         switch result.result {
         case .failure(let f):
             var e = BaoWrapError(f.errorClass, "\(what): \(route.kind.rawValue) route \(route.endpoint): \(f.message)")
-            if result.deadlinePassed && f.errorClass != .tls { e.hint = "gave up after \(attempts) within --timeout" }
+            if result.deadlinePassed && f.errorClass != .tls && result.attempts > 0 { e.hint = "gave up after \(attempts) within --timeout" }
             if f.errorClass == .tls { e.hint = "check --ca-cert, --tls-server-name and the client certificate" }
             return e
         case .response(let r):

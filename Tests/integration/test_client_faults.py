@@ -148,3 +148,23 @@ def test_empty_502_beyond_timeout_is_connect(bw, fault):
     r = assert_fails_closed(bw, ["--secret", "DB=secret/app/db#password", "--timeout", "2s"], {"DB": "connect"},
                             env=via_fault(bw))
     assert "HTTP 502 with empty body" in r.errors()[0]["msg"]
+
+
+def test_mount_lookup_refused_falls_back_to_probing_v2_then_v1(bw, expected, fault):
+    # Narrow policies may refuse sys/internal/ui/mounts; the paths are then tried as v2, then as v1.
+    fault.mode("status", status=403, path="/v1/sys/internal/ui/mounts/")
+    r, child = bw.child_env(["--secret", "DB=secret/app/db#password", "--secret", "API=kv1/app/api#token"],
+                            env=via_fault(bw))
+    assert r.returncode == 0, r
+    assert child[b"DB"] == expected["secret/app/db#password"].encode()
+    assert child[b"API"] == expected["kv1/app/api#token"].encode()
+    reads = [(q["path"], q["status"]) for q in fault.requests() if not q["path"].startswith(("/v1/sys/", "/v1/auth/"))]
+    assert sorted(reads) == [("/v1/kv1/app/api", 200), ("/v1/kv1/data/app/api", 403), ("/v1/secret/data/app/db", 200)]
+
+
+def test_revocation_failure_is_only_a_debug_line(bw, fault):
+    fault.mode("status", status=400, path="/v1/auth/token/revoke-self")
+    r, child = bw.child_env(["--log-level", "debug", "--secret", "DB=secret/app/db#password"], env=via_fault(bw))
+    assert r.returncode == 0 and child, r
+    assert r.errors() == []
+    assert [l["level"] for l in r.logs if l["event"] == "revoke_failed"] == ["debug"]

@@ -97,3 +97,11 @@ def test_right_server_name_not_in_dns_works(bw, harness, expected):
     r, child = bw.child_env(["--tls-server-name", name, *SECRETS])
     assert r.returncode == 0, r
     assert child[b"DB"] == expected["secret/app/db#password"].encode()
+
+
+def test_auto_prefers_a_reachable_broker(bw, harness, fault):
+    env = bw.base_env(BAOWRAP_ADDR=harness["FAULT_ADDR"], BAOWRAP_BROKER_ADDR=harness["BROKER_ADDR"])
+    r, child = bw.child_env(SECRETS, env=env)
+    assert r.returncode == 0, r
+    assert [l["route"] for l in route_lines(r)] == ["broker"]
+    assert fault.requests() == []

@@ -38,7 +38,7 @@ import Testing
 
     @Test func json_randomBytes() throws {
         var rng = SeededGenerator(seed: 0x5EED_0001)
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         for _ in 0..<Self.rounds { try fuzzJSON(rng.bytes(upTo: 64), arena: arena) }
     }
@@ -47,7 +47,7 @@ import Testing
         var rng = SeededGenerator(seed: 0x5EED_0002)
         let pieces = ["{", "}", "[", "]", "\"", "\"k\"", ":", ",", " ", "\n", "\\", "\\u", "\\ud83d", "\\ude00", "\\n",
                       "0", "-", "1", ".", "e", "E", "+", "true", "false", "null", "\u{1}", "\u{FF}", "é", "😀"]
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         for _ in 0..<Self.rounds { try fuzzJSON(Array(rng.text(from: pieces, upTo: 40).utf8), arena: arena) }
     }
@@ -56,7 +56,7 @@ import Testing
     /// reaches the success paths as often as the failure ones.
     @Test func json_generatedDocuments() throws {
         var rng = SeededGenerator(seed: 0x5EED_000A)
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         var parsed = 0
         for round in 0..<Self.rounds {
@@ -89,7 +89,7 @@ import Testing
         var rng = SeededGenerator(seed: 0x5EED_0003)
         let seeds = ["login_kubernetes.json", "read_kv2_types.json", "read_kv2_escapes.json", "read_kv2_deleted_404.json",
                      "mounts_kv2.json", "read_forbidden_403.json"].map(fixture)
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         for round in 0..<Self.rounds {
             var doc = seeds[round % seeds.count]

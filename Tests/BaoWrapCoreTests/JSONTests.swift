@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func kv2Types_nonStringValuesRenderAsCompactJSON() throws {
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         try withDocument(fixture("read_kv2_types.json")) { doc in
             let data = try #require(doc.path("data", "data"))
@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func kv2Escapes_stringsUnescapeExactly_objectsKeepTheirEscapes() throws {
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         try withDocument(fixture("read_kv2_escapes.json")) { doc in
             let data = try #require(doc.path("data", "data"))
@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func kv2Multiline_newlinesAndUnicodePreserved() throws {
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         try withDocument(fixture("read_kv2_multiline.json")) { doc in
             let v = try #require(doc.path("data", "data", "value"))
@@ -108,7 +108,7 @@ import Testing
     }
 
     func unescaped(_ jsonString: String) throws -> [UInt8] {
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         return try withDocument(Array(jsonString.utf8)) { doc in bytes(of: try doc.secret(doc.root, in: arena)) }
     }
@@ -133,7 +133,7 @@ import Testing
 
     @Test func string_bytesThatAreNotUTF8_passThroughUntouched() throws {
         let raw: [UInt8] = [0x22, 0xFF, 0xC3, 0x28, 0x80, 0x22]
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         let got = try withDocument(raw) { doc in bytes(of: try doc.secret(doc.root, in: arena)) }
         #expect(got == [0xFF, 0xC3, 0x28, 0x80])
@@ -186,7 +186,7 @@ import Testing
     }
 
     @Test func compact_dropsOnlyInsignificantWhitespace() throws {
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         let text = "{ \"a b\" : [ 1 , \"x \\\" y\" ,\n\t{ } ] , \"c\":null }"
         let got = try withDocument(Array(text.utf8)) { doc in bytes(of: try doc.secret(doc.root, in: arena)) }
@@ -196,7 +196,7 @@ import Testing
     @Test func largeValue_64KiB_isPreservedExactly() throws {
         let value = (0..<65_536).map { i in UInt8(ascii: "a") + UInt8(i % 26) }
         let doc = Array("{\"data\":{\"data\":{\"value\":\"".utf8) + value + Array("\"}}}".utf8)
-        let arena = SecretArena(report: MemoryLockReport())
+        let arena = SecretArena()
         defer { arena.wipeAll() }
         let got = try withDocument(doc) { d in bytes(of: try d.secret(try #require(d.path("data", "data", "value")), in: arena)) }
         #expect(got == value)

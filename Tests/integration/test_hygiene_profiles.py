@@ -58,7 +58,10 @@ def lines(r):
     return [{k: v for k, v in l.items() if k != "ts"} for l in r.logs]
 
 
-def failed(msg, cls="config"):
+def failed(msg, cls="config", var=None):
+    """An error line; one that stops the login names each variable it fails."""
+    if var:
+        return {"level": "error", "event": "failed", "msg": f"{var}: {msg}", "class": cls, "var": var}
     return {"level": "error", "event": "failed", "msg": msg, "class": cls}
 
 
@@ -111,7 +114,8 @@ def test_hardened_refuses_world_writable_jwt_before_any_request(bw, harness, fau
     jwt = world_writable_copy(harness["TOKEN_K8S_VALID"], tmp_path / "token")
     r, child = bw.child_env(SECRET, env=bw.base_env(BAOWRAP_ADDR=harness["FAULT_ADDR"], BAOWRAP_JWT_FILE=jwt))
     assert r.returncode == 125, r
-    assert lines(r) == [failed(f"JWT file {jwt} is world-writable; anyone could replace the identity (hint: chmod o-w {jwt})")]
+    assert lines(r) == [failed(f"JWT file {jwt} is world-writable; anyone could replace the identity (hint: chmod o-w {jwt})",
+                               var="DB_PASSWORD")]
     assert child == {} and fault.requests() == []
 
 
@@ -163,8 +167,9 @@ def test_hardened_reports_claim_before_any_request(bw, harness, fault, tmp_path,
     r, child = bw.child_env([*args, *SECRET], env=env)
     assert r.returncode == 125, r
     (line,) = lines(r)
-    assert {k: line[k] for k in ("level", "event", "class")} == {"level": "error", "event": "failed", "class": "auth_denied"}
-    assert re.fullmatch(re.escape(f"JWT from {jwt} will be refused: ") + pattern + re.escape(f" (hint: {CLAIM_HINT})"),
+    assert {k: line[k] for k in ("level", "event", "class", "var")} == \
+        {"level": "error", "event": "failed", "class": "auth_denied", "var": "DB_PASSWORD"}
+    assert re.fullmatch(re.escape(f"DB_PASSWORD: JWT from {jwt} will be refused: ") + pattern + re.escape(f" (hint: {CLAIM_HINT})"),
                         line["msg"]), line["msg"]
     assert child == {} and fault.requests() == []
 

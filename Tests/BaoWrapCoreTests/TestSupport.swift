@@ -48,20 +48,26 @@ let minimalFlags: [OptionKey: [String]] = [
     .addr: ["https://openbao.example:8200"], .role: ["app"], .secret: ["DB=secret/app/db#password"],
 ]
 
-/// A recorded OpenBao response from Tests/BaoWrapCoreTests/Fixtures.
-func fixture(_ name: String) -> [UInt8] {
-    let dir = String(#filePath.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropLast()
-        .map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/"))
-    guard let f = fopen(dir + "/Fixtures/" + name, "rb") else { fatalError("fixture \(name) missing") }
+/// A whole file's bytes, or nil when it cannot be opened.
+func readBytes(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
     defer { fclose(f) }
     var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 4096)
+    var buf = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = fread(&buf, 1, buf.count, f)
         if n <= 0 { break }
         out += buf[0..<n]
     }
     return out
+}
+
+/// A recorded OpenBao response from Tests/BaoWrapCoreTests/Fixtures.
+func fixture(_ name: String) -> [UInt8] {
+    let dir = String(#filePath.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropLast()
+        .map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/"))
+    guard let bytes = readBytes(dir + "/Fixtures/" + name) else { fatalError("fixture \(name) missing") }
+    return bytes
 }
 
 /// Parses `bytes` and hands the document to `body` while the bytes are alive.

@@ -62,15 +62,27 @@ let package = Package(
             dependencies: ["BaoWrapCore", "CBaoWrap"],
             swiftSettings: curlInclude + strict + lean
         ),
+        // `baowrapctl inject` lives in a library so its tests need no executable.
+        .target(
+            name: "BaoWrapInject",
+            dependencies: ["BaoWrapCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: curlInclude + strict
+        ),
         .executableTarget(
             name: "baowrapctl",
-            dependencies: ["BaoWrapCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["BaoWrapInject", "BaoWrapCore"],
             swiftSettings: curlInclude + strict
         ),
         .testTarget(
             name: "BaoWrapCoreTests",
             dependencies: ["BaoWrapCore", "CBaoWrap"],
             // Recorded OpenBao responses, read from disk by the tests.
+            exclude: ["Fixtures"],
+            swiftSettings: curlInclude
+        ),
+        .testTarget(
+            name: "BaoWrapCtlTests",
+            dependencies: ["BaoWrapInject"],
             exclude: ["Fixtures"],
             swiftSettings: curlInclude
         ),

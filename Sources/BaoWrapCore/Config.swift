@@ -200,19 +200,7 @@ public struct Config {
         }
         let (entries, origin) = source.list(.secret)
         for entry in entries {
-            guard let eq = entry.firstIndex(of: "=") else {
-                throw .config("--secret entry \"\(entry)\" is not NAME=REF", hint: "e.g. --secret DB_PASSWORD=secret/app/db#password")
-            }
-            let name = String(entry[..<eq]).trimmingSpaces
-            guard EnvName.isValid(name) else {
-                throw .config("--secret entry \"\(entry)\": \"\(name)\" is not a valid variable name", hint: "letters, digits and _, not starting with a digit")
-            }
-            guard !EnvName.isReserved(name) else {
-                throw .config("--secret entry \"\(entry)\": BAOWRAP_* variables are baowrap's own and never reach the command")
-            }
-            let ref: SecretRef
-            do { ref = try SecretRef.parse(String(entry[entry.index(after: eq)...]).trimmingSpaces) } catch { throw error.with(variable: name) }
-            try add(SecretBinding(name: name, ref: ref, origin: origin == .flag ? .flag : .variableList))
+            try add(SecretBinding.parse(entry: entry, origin: origin == .flag ? .flag : .variableList))
         }
         for e in environment where !e.name.hasPrefix("BAOWRAP_") {
             let bytes = e.valueBytes

@@ -2,8 +2,8 @@
 /// a sequence of number+unit pairs such as `30s`, `1m30s`, `1.5h`, `250ms`.
 /// A bare number other than 0 is refused, because `--timeout 30` would be
 /// ambiguous (seconds? milliseconds?).
-enum DurationText {
-    static func parse(_ text: String) -> Duration? {
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
         if text == "0" { return .zero }
         let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
         var rest = Substring(text)

@@ -98,6 +98,24 @@ public struct SecretBinding: Hashable, Sendable {
     public func source(showPaths: Bool) -> String {
         (showPaths ? ref.location : PathHash.label(ref.location)) + "#" + ref.key + (ref.version.map { "#\($0)" } ?? "")
     }
+
+    /// One `NAME=REF` entry of `--secret` or `BAOWRAP_SECRETS`. Public so
+    /// `baowrapctl inject` refuses exactly what baowrap would refuse.
+    public static func parse(entry: String, origin: Origin) throws(BaoWrapError) -> SecretBinding {
+        guard let eq = entry.firstIndex(of: "=") else {
+            throw .config("--secret entry \"\(entry)\" is not NAME=REF", hint: "e.g. --secret DB_PASSWORD=secret/app/db#password")
+        }
+        let name = String(entry[..<eq]).trimmingSpaces
+        guard EnvName.isValid(name) else {
+            throw .config("--secret entry \"\(entry)\": \"\(name)\" is not a valid variable name", hint: "letters, digits and _, not starting with a digit")
+        }
+        guard !EnvName.isReserved(name) else {
+            throw .config("--secret entry \"\(entry)\": BAOWRAP_* variables are baowrap's own and never reach the command")
+        }
+        let ref: SecretRef
+        do { ref = try SecretRef.parse(String(entry[entry.index(after: eq)...]).trimmingSpaces) } catch { throw error.with(variable: name) }
+        return SecretBinding(name: name, ref: ref, origin: origin)
+    }
 }
 
 public struct PathBinding: Hashable, Sendable {

@@ -50,7 +50,7 @@ size: baowrap
 unit: $(CURL_PREFIX)/lib/libcurl.a
 	swift test
 
-integration: baowrap
+integration: baowrap baowrapctl
 	@Tests/run-integration.sh
 
 test: unit integration

@@ -10,6 +10,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.deps/harness-test"
 trap '"$root/Tests/harness/stop.sh" "$state" >/dev/null 2>&1 || true' EXIT
 "$root/Tests/harness/start.sh" "$state" >/dev/null
-export HARNESS_ENV="$state/env" BAOWRAP_BIN="$root/dist/baowrap"
+export HARNESS_ENV="$state/env" BAOWRAP_BIN="$root/dist/baowrap" BAOWRAPCTL_BIN="$root/dist/baowrapctl"
 cd "$root"
 "$root/.deps/venv/bin/python" -m pytest -q -p no:cacheprovider "${@:-Tests/integration}"

@@ -131,9 +131,10 @@ enum PathHash {
     }
 }
 
-enum JSONText {
+/// JSON string literals, shared with baowrapctl's JSON output.
+public enum JSONText {
     /// Appends `s` as a JSON string literal.
-    static func appendString(_ s: String, to out: inout String) {
+    public static func appendString(_ s: String, to out: inout String) {
         out += "\""
         for u in s.unicodeScalars {
             switch u {

@@ -14,8 +14,6 @@ struct Plan {
     var tokenExpirationSeconds = Layout.defaultTokenExpirationSeconds
     /// baowrap's own settings, as it would get them from flags.
     var baowrap: [OptionKey: [String]] = [:]
-    /// Where each baowrap setting came from, for messages.
-    var origins: [OptionKey: String] = [:]
 
     init(_ s: Settings) throws(BaoWrapError) {
         image = try s.value("image").map { v throws(BaoWrapError) in try Self.nonEmpty(v, s.origin("image")) }
@@ -45,7 +43,6 @@ struct Plan {
             case .value: baowrap[key] = [v.entries.last ?? ""]
             case .repeated: baowrap[key] = v.entries
             }
-            origins[key] = v.origin
         }
         if projectedToken {
             if baowrap[.jwtFile] == nil { baowrap[.jwtFile] = [Layout.tokenPath] }

@@ -28,15 +28,14 @@ struct PodTemplateRewriter {
                                  hint: "init containers are never wrapped")
         }
 
-        try spec.edit("volumes") { (volumes: inout Node) throws(BaoWrapError) in
-            if volumes.items == nil { volumes = .list([]) }
-            try ensureVolume(&volumes, Layout.volume, source: "emptyDir",
-                             enforced: [("medium", .text("Memory"))], defaults: [("sizeLimit", .text(Layout.volumeSizeLimit))])
-            if plan.projectedToken {
-                try ensureVolume(&volumes, Layout.tokenVolume, source: "projected", enforced: [("sources", tokenSources)], defaults: [])
-            }
+        var volumes = spec.list(at: "volumes")
+        try ensureVolume(&volumes, Layout.volume, source: "emptyDir",
+                         enforced: [("medium", .text("Memory"))], defaults: [("sizeLimit", .text(Layout.volumeSizeLimit))])
+        if plan.projectedToken {
+            try ensureVolume(&volumes, Layout.tokenVolume, source: "projected", enforced: [("sources", tokenSources)], defaults: [])
         }
-        var inits = spec["initContainers"]?.items ?? []
+        spec.put("volumes", volumes)
+        guard var inits = spec.list(at: "initContainers").items else { throw location.error("spec.initContainers is not a list") }
         try installer(&inits)
         spec.put("initContainers", .list(inits), before: "containers")
         var wrapped = containers
@@ -58,7 +57,7 @@ struct PodTemplateRewriter {
             var c = inits[i]
             if let image = plan.image { c.put("image", .text(image)) }
             c.put("command", command, after: ["image", "name"])
-            var mounts = c["volumeMounts"] ?? .list([])
+            var mounts = c.list(at: "volumeMounts")
             try ensureMount(&mounts, Layout.volume, at: Layout.mountPath, readOnly: false, container: Layout.initContainer)
             c.put("volumeMounts", mounts)
             inits[i] = c
@@ -103,14 +102,15 @@ struct PodTemplateRewriter {
             c.put("command", .list([.text(Layout.wrapper), .text("--")] + original), after: ["image", "name"])
         }
 
-        var mounts = c["volumeMounts"] ?? .list([])
+        var mounts = c.list(at: "volumeMounts")
         try ensureMount(&mounts, Layout.volume, at: Layout.mountPath, readOnly: true, container: name)
         if plan.projectedToken {
             try ensureMount(&mounts, Layout.tokenVolume, at: Layout.tokenMountPath, readOnly: true, container: name)
         }
         c.put("volumeMounts", mounts)
 
-        var env = c["env"] ?? .list([])
+        var env = c.list(at: "env")
+        guard env.items != nil else { throw location.error("container \"\(name)\": env is not a list") }
         for (variable, value) in plan.environment { setEnv(&env, variable, value) }
         if env.items?.isEmpty == false { c.put("env", env, after: ["args", "command", "image"]) }
 
@@ -121,7 +121,7 @@ struct PodTemplateRewriter {
     /// different value in place; a new one goes at the end.
     private func setEnv(_ env: inout Node, _ variable: String, _ value: String) {
         let entry = Node.map([("name", .text(variable)), ("value", .text(value))])
-        guard case .sequence(var list) = env else { env = .list([entry]); return }
+        guard case .sequence(var list) = env else { return }
         if let i = list.firstIndex(where: { $0["name"]?.text == variable }) {
             if list[i]["value"]?.text == value && list[i]["valueFrom"] == nil { return }
             list[i] = entry

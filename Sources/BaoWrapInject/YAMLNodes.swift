@@ -52,6 +52,13 @@ extension Node {
         return Array(seq)
     }
 
+    /// The list under `key`; an absent or null one is an empty list, and
+    /// anything else is returned as it is for the caller to refuse.
+    func list(at key: String) -> Node {
+        guard let v = self[key], v.tagName != .null else { return .list([]) }
+        return v
+    }
+
     var isMapping: Bool {
         if case .mapping = self { return true }
         return false
@@ -94,25 +101,5 @@ extension Node {
         guard case .mapping(var m) = self, m[key] != nil else { return }
         m[key] = nil
         self = .mapping(m)
-    }
-
-    /// Edits the mapping under `key` (created empty when absent).
-    mutating func edit<E: Error>(_ key: String, _ body: (inout Node) throws(E) -> Void) throws(E) {
-        var child = self[key] ?? Node.map([])
-        try body(&child)
-        put(key, child)
-    }
-
-    /// Replaces the sequence items for which `body` returns a new value.
-    mutating func updateItems<E: Error>(_ body: (Node) throws(E) -> Node?) throws(E) {
-        guard case .sequence(var seq) = self else { return }
-        var changed = false
-        for i in seq.indices {
-            if let new = try body(seq[i]), new != seq[i] {
-                seq[i] = new
-                changed = true
-            }
-        }
-        if changed { self = .sequence(seq) }
     }
 }

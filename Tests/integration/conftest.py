@@ -298,6 +298,13 @@ def binary() -> Path:
     return b
 
 
+@pytest.fixture(scope="session")
+def baowrapctl() -> Path:
+    b = Path(os.environ.get("BAOWRAPCTL_BIN", REPO / "dist" / "baowrapctl"))
+    assert b.exists(), f"{b} missing: run `make baowrapctl` first"
+    return b
+
+
 @pytest.fixture
 def bw(binary, harness, expected, tmp_path):
     return Baowrap(binary, harness, expected, tmp_path)

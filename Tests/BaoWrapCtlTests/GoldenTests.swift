@@ -6,7 +6,7 @@ import Testing
 /// One directory per case under Fixtures/: `args` (one argument a line, as
 /// after `baowrapctl`), `input.yaml` or `input.json`, and the expected
 /// `output.yaml`/`output.json` or `error.txt` (the whole message).
-/// `UPDATE_GOLDENS=1 swift test --filter GoldenTests` rewrites the expected
+/// `UPDATE_GOLDENS=1 swift test --filter golden` rewrites the expected
 /// files; review the diff before committing it.
 struct Golden {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")

@@ -131,15 +131,15 @@ def test_missing_command_names_the_container_and_the_fix(baowrapctl):
     assert "--command-for web='[" in err
 
 
-@pytest.mark.parametrize("data,expected", [
+@pytest.mark.parametrize("data,message", [
     (b"\xff\xfeapiVersion: v1\n", "not UTF-8"),
     (b"kind: [\n", "not valid YAML or JSON"),
     (b"just a sentence\n", "not a Kubernetes object"),
 ])
-def test_bad_input_is_one_clear_line(baowrapctl, data, expected):
+def test_bad_input_is_one_clear_line(baowrapctl, data, message):
     r = ctl(baowrapctl, "inject", "--image", "i", input=data)
     assert r.returncode == 125 and r.stdout == b""
-    assert expected in r.stderr.decode()
+    assert message in r.stderr.decode()
 
 
 def test_unreadable_file_and_unknown_option(baowrapctl, tmp_path):

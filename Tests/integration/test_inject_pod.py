@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import canary_forms, jwt_canaries
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root (CI runs as root)")
 
 # The init image (init-image/Dockerfile): the binary outside /baowrap, USER 65532.
@@ -125,6 +127,7 @@ class Kubelet:
         self.h = harness
         self.tmp = tmp
         self.namespace = namespace
+        self.tokens = []  # every token minted: none may appear in any output
         self.volumes = {v["name"]: self.make_volume(v) for v in self.spec.get("volumes", [])}
 
     def make_volume(self, v: dict) -> Path:
@@ -154,7 +157,9 @@ class Kubelet:
             sys.path.pop(0)
         claims = mint_jwt.k8s_claims(namespace=self.namespace, sa=self.spec["serviceAccountName"],
                                      sa_uid=self.h["K8S_APP_SA_UID"], aud=(audience,), exp_in=expiration)
-        path.write_text(mint_jwt.mint(self.h["SA_SIGNING_KEY"], claims))
+        token = mint_jwt.mint(self.h["SA_SIGNING_KEY"], claims)
+        self.tokens.append(token)
+        path.write_text(token)
         path.chmod(0o644)
 
     def run(self, container: dict, image: Image) -> subprocess.CompletedProcess:
@@ -201,9 +206,11 @@ def run_pod(bw, baowrapctl, binary, harness, tmp_path, *secrets):
     pod = deployment["spec"]["template"]
     kubelet = Kubelet(pod, harness, tmp_path, deployment["metadata"]["namespace"])
 
+    tokens = canary_forms([part for t in kubelet.tokens for part in jwt_canaries(t.encode())])
+
     (init,) = pod["spec"]["initContainers"]
     r = kubelet.run(init, init_image(tmp_path, binary))
-    bw.assert_no_secret(r.stdout + r.stderr, r)
+    bw.assert_no_secret(r.stdout + r.stderr, r, tokens)
     assert r.returncode == 0, r.stderr.decode()
     installed = kubelet.volumes["baowrap"] / "baowrap"
     assert installed.stat().st_mode & 0o777 == 0o555
@@ -211,7 +218,7 @@ def run_pod(bw, baowrapctl, binary, harness, tmp_path, *secrets):
 
     (app,) = pod["spec"]["containers"]
     r = kubelet.run(app, app_image(tmp_path))
-    bw.assert_no_secret(r.stdout + r.stderr, r)
+    bw.assert_no_secret(r.stdout + r.stderr, r, tokens)
     return r, kubelet.volumes["out"]
 
 

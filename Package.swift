@@ -2,7 +2,7 @@
 import PackageDescription
 
 // The in-pod binary links a minimal static libcurl built from Debian's curl
-// source by scripts/build-curl.sh (see Makefile); OpenSSL and libcap come from
+// source by scripts/build-curl.sh (see Makefile); OpenSSL comes from
 // Debian's -dev packages. CURL_STATIC_PREFIX lets a second checkout share one
 // build of it.
 let curlPrefix = Context.environment["CURL_STATIC_PREFIX"]
@@ -48,8 +48,9 @@ let package = Package(
             ],
             linkerSettings: [
                 .unsafeFlags(["-L\(curlPrefix)/lib"]),
+                // No libcap: baowrap never changes capabilities, which is how
+                // the child keeps exactly the sets it would have without it.
                 .linkedLibrary("curl"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
-                .linkedLibrary("cap"),
             ]
         ),
         .target(

@@ -38,6 +38,9 @@ public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConverti
 /// any thread exists (libcurl's resolver threads inherit the mask) and read
 /// from a signalfd on the main thread; nothing runs in a signal handler.
 public final class Signals: InterruptSource {
+    /// The mask baowrap was started with; the child gets it back, so a
+    /// workload sees the mask it would have without the wrapper (as tini).
+    public let original: sigset_t
     public let fd: Int32
     /// Signals that arrived before the child existed and that did not stop
     /// baowrap; they are forwarded once the child runs.
@@ -46,15 +49,17 @@ public final class Signals: InterruptSource {
     /// Must be the first thing `main` does. The corresponding C functions
     /// are `sigprocmask`, `sigaction` and `signalfd`.
     public static func takeOver() throws(BaoWrapError) -> Signals {
-        guard bw_take_over_signals() == 0 else { throw .system("sigprocmask", .current) }
+        var original = sigset_t()
+        guard bw_take_over_signals(&original) == 0 else { throw .system("sigprocmask", .current) }
         var set = sigset_t()
         bw_supervised_signals(&set)
         let fd = bw_signalfd(&set)
         guard fd >= 0 else { throw .system("signalfd", .current) }
-        return Signals(fd: fd)
+        return Signals(original: original, fd: fd)
     }
 
-    private init(fd: Int32) {
+    private init(original: sigset_t, fd: Int32) {
+        self.original = original
         self.fd = fd
     }
 

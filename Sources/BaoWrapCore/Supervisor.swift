@@ -2,7 +2,7 @@ import CBaoWrap
 import Glibc
 
 /// The workload's parent for its whole life, modelled on tini: spawns it
-/// with an empty signal mask and default dispositions in its own
+/// with the original signal mask and default dispositions in its own
 /// process group (with the terminal's foreground when there is one),
 /// forwards every signal it receives, reaps every zombie, and reports the
 /// child's exit status. Only this file and Signals.swift touch signals and
@@ -31,12 +31,13 @@ public final class Supervisor {
     /// executable" are told apart without a pipe.
     public func spawn(argv: [UnsafeMutablePointer<CChar>?], envp: [UnsafeMutablePointer<CChar>?]) -> Result<pid_t, SpawnFailure> {
         var pid: pid_t = 0
+        var mask = signals.original
         // Hand over the terminal only when baowrap is in its foreground; a
         // background job must not grab it.
         let tty: Int32 = system_isatty(0) == 1 && system_tcgetpgrp(0) == system_getpgrp() ? 0 : -1
         let rc = argv.withUnsafeBufferPointer { a in
             envp.withUnsafeBufferPointer { e in
-                bw_spawn(&pid, a[0], a.baseAddress, e.baseAddress, tty)
+                bw_spawn(&pid, a[0], a.baseAddress, e.baseAddress, &mask, tty)
             }
         }
         if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc), execSize: Supervisor.execSize(argv) + Supervisor.execSize(envp))) }

@@ -181,10 +181,10 @@ int bw_memfd_secret(void) {
 
 int bw_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
 
-int bw_take_over_signals(void) {
+int bw_take_over_signals(sigset_t *original) {
     sigset_t set;
     bw_supervised_signals(&set);
-    if (sigprocmask(SIG_BLOCK, &set, NULL)) return -1;
+    if (sigprocmask(SIG_BLOCK, &set, original)) return -1;
     // TOSTOP on the terminal would stop baowrap on its own log writes while
     // the child holds the foreground; tini ignores these for the same reason.
     struct sigaction ign = { .sa_handler = SIG_IGN };
@@ -212,7 +212,8 @@ int bw_sigismember(const sigset_t *set, int sig) { return sigismember(set, sig);
 int bw_sigrtmin(void) { return SIGRTMIN; }
 int bw_sigrtmax(void) { return SIGRTMAX; }
 
-int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[], int tty_fd) {
+int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[],
+             const sigset_t *mask, int tty_fd) {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t actions;
     int rc = posix_spawnattr_init(&attr);
@@ -220,11 +221,6 @@ int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[
     rc = posix_spawn_file_actions_init(&actions);
     if (rc) { posix_spawnattr_destroy(&attr); return rc; }
 
-    // The child starts with nothing blocked, whatever mask baowrap inherited:
-    // a blocked SIGTERM left by whoever started the container would turn
-    // every graceful stop into a SIGKILL.
-    sigset_t none;
-    sigemptyset(&none);
     // Every disposition back to default, glibc's internal signals (32, 33)
     // included: sigfillset leaves them out, and glibc's spawn helper then
     // sets them to SIG_IGN, which exec passes on to the workload.
@@ -232,7 +228,7 @@ int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[
     memset(&all, 0xff, sizeof all);
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP;
     if (!rc) rc = posix_spawnattr_setflags(&attr, flags);
-    if (!rc) rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (!rc) rc = posix_spawnattr_setsigmask(&attr, mask);
     if (!rc) rc = posix_spawnattr_setsigdefault(&attr, &all);
     if (!rc) rc = posix_spawnattr_setpgroup(&attr, 0);
     // glibc runs file actions after setpgid and while every signal is still

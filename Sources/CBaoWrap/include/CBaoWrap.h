@@ -85,9 +85,10 @@ int bw_memfd_secret(void);
 
 // MARK: signals and processes
 
-// Blocks every supervised signal (see below) and ignores SIGTTIN/SIGTTOU as
-// tini does.
-int bw_take_over_signals(void);
+// Blocks every supervised signal (see below), stores the mask that was in
+// effect before in *original (the child gets it back), and ignores
+// SIGTTIN/SIGTTOU as tini does.
+int bw_take_over_signals(sigset_t *original);
 int bw_signalfd_read(int fd, int *signo, pid_t *sender);
 
 // A non-blocking, close-on-exec signalfd for `mask`.
@@ -100,11 +101,13 @@ int bw_sigismember(const sigset_t *set, int sig);
 int bw_sigrtmin(void);
 int bw_sigrtmax(void);
 
-// posix_spawnp with the supervisor's contract: the child gets an empty
-// signal mask, default dispositions for every signal, its own process group,
-// the terminal's foreground when `tty_fd` >= 0, and no fd above 2.
+// posix_spawnp with the supervisor's contract: the child gets `mask` (the
+// mask baowrap was started with) as its signal mask, default dispositions for
+// every signal, its own process group, the terminal's foreground when
+// `tty_fd` >= 0, and no fd above 2.
 // Returns 0 or an errno value (exec failures included, as glibc reports them).
-int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[], int tty_fd);
+int bw_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[],
+             const sigset_t *mask, int tty_fd);
 
 // Build information baked in by the Makefile.
 const char *bw_build_revision(void);

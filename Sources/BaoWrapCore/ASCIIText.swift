@@ -7,6 +7,7 @@
 extension Unicode.Scalar {
     var isASCIIDigit: Bool { value >= 0x30 && value <= 0x39 }
     var isASCIILetter: Bool { (value | 0x20) >= 0x61 && (value | 0x20) <= 0x7a }
+    var isASCIIHexDigit: Bool { isASCIIDigit || ((value | 0x20) >= 0x61 && (value | 0x20) <= 0x66) }
 }
 
 extension Character {

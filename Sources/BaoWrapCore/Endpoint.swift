@@ -39,9 +39,20 @@ public struct Endpoint: Equatable, Sendable, CustomStringConvertible {
             host = host[..<colon]
         }
         guard !host.isEmpty, host != "[]" else { throw bad("no host") }
+        let isIPv6 = host.hasPrefix("[")
+        let hostIsValid = isIPv6
+            ? host.dropFirst().dropLast().unicodeScalars.allSatisfy { $0.isASCIIHexDigit || $0 == ":" || $0 == "." }
+            : DNSName.isValid(String(host))
+        guard hostIsValid else { throw bad("host \"\(host)\" is not a DNS name or an IP address") }
+        let forbidden: Set<Unicode.Scalar> = ["\"", "<", ">", "\\", "^", "`", "{", "|", "}"]
+        guard prefix.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f && !forbidden.contains($0) }) else {
+            throw bad("the path may hold only URL characters (percent-encode others)")
+        }
         let port: Int
         if let portText {
-            guard let p = Int(portText), (1...65535).contains(p) else { throw bad("bad port \"\(portText)\"") }
+            guard portText.count <= 5, portText.allSatisfy(\.isASCIIDigit), let p = Int(portText), (1...65535).contains(p) else {
+                throw bad("bad port \"\(portText)\"")
+            }
             port = p
         } else {
             port = scheme == .https ? 443 : 80

@@ -72,9 +72,11 @@ public final class Resolver {
         let plans = try plan(locations, deadline: deadline)
 
         // Distinct reads: a location with several keys is read once per
-        // distinct pinned version.
+        // distinct pinned version, and so is a secret written both ways
+        // (secret/app/db and secret/data/app/db).
         var reads: [OpenBaoClient.Read] = []
         var readIndex: [String: Int] = [:]
+        var readByAPIPath: [String: Int] = [:]
         var planFailure: [String: BaoWrapError] = [:]
         func readKey(_ location: String, _ version: Int?) -> String { "\(location)#\(version.map(String.init) ?? "")" }
         func addRead(_ location: String, _ version: Int?) {
@@ -86,6 +88,13 @@ public final class Resolver {
             }
             let k = readKey(location, version)
             guard readIndex[k] == nil else { return }
+            // A probe may still turn into a v1 read of its own location.
+            let api = readKey(p.apiPath, version) + (p.probe ? "?" + location : "")
+            if let i = readByAPIPath[api] {
+                readIndex[k] = i
+                return
+            }
+            readByAPIPath[api] = reads.count
             readIndex[k] = reads.count
             reads.append(.init(apiPath: p.apiPath, version: version, kvVersion: p.kvVersion, location: location))
         }

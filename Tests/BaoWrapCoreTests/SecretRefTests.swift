@@ -123,6 +123,8 @@ import Testing
         ("https://broker:8443/a/b//", .https, "broker", 8443, "/a/b"),
         ("https://[::1]:8200", .https, "[::1]", 8200, ""),
         ("https://[fe80::1]/p", .https, "[fe80::1]", 443, "/p"),
+        ("https://[::ffff:10.0.0.1]:8200/a%20b", .https, "[::ffff:10.0.0.1]", 8200, "/a%20b"),
+        ("https://bao_1.internal:00443", .https, "bao_1.internal", 443, ""),
     ])
     func parse_validURL(text: String, scheme: Endpoint.Scheme, host: String, port: Int, prefix: String) throws {
         let e = try Endpoint.parse(text, option: "--addr")
@@ -135,6 +137,10 @@ import Testing
         ("https://x:port", "bad port"), ("https://x:", "bad port"), ("https://x?a=1", "query"),
         ("https://u:p@x", "user info"), ("https://x#f", "fragment"), ("https://x y", "spaces"),
         ("https://[::1", "unterminated IPv6"), ("https://[::1]x", "junk after IPv6"), ("https://[]", "no host"),
+        ("https://a:b:8200", "host \"a:b\" is not a DNS name"), ("https://ü.test", "is not a DNS name"),
+        ("https://[::g]", "is not a DNS name or an IP address"), ("https://x:+80", "bad port \"+80\""),
+        ("https://x:0080000", "bad port"), ("https://x/open bao", "spaces"), ("https://x/pre|fix", "only URL characters"),
+        ("https://x/ü", "only URL characters"),
     ])
     func parse_badURL_saysWhy(text: String, why: String) {
         do {

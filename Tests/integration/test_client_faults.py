@@ -169,3 +169,11 @@ def test_revocation_failure_is_only_a_debug_line(bw, fault):
     assert r.returncode == 0 and child, r
     assert r.errors() == []
     assert [l["level"] for l in r.logs if l["event"] == "revoke_failed"] == ["debug"]
+
+
+def test_one_secret_written_both_ways_is_read_once(bw, expected, fault):
+    r, child = bw.child_env(["--secret", "A=secret/app/db#password", "--secret", "B=secret/data/app/db#username",
+                             "--secret", "C=secret/app/db#username"], env=via_fault(bw))
+    assert r.returncode == 0, r
+    assert (child[b"A"], child[b"B"], child[b"C"]) == (expected["secret/app/db#password"].encode(), b"appuser", b"appuser")
+    assert [q["path"] for q in fault.requests() if q["path"].startswith("/v1/secret/")] == ["/v1/secret/data/app/db"]

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import BaoWrapCore
 
@@ -6,7 +7,8 @@ import Testing
 /// bodies, environment values, URLs) must answer every input with a value or
 /// a typed error, never a crash, and what they accept must be well-formed.
 @Suite struct FuzzTests {
-    static let rounds = 4000
+    /// BW_FUZZ_ROUNDS raises the count for a longer local run.
+    static let rounds = getenv("BW_FUZZ_ROUNDS").flatMap { Int(String(cString: $0)) } ?? 4000
 
     // MARK: JSON
 

@@ -85,6 +85,9 @@ public enum CommandLineParser {
         longopts.append(option(name: nil, has_arg: 0, flag: nil, val: 0))
 
         var next: Int32 = 0
+        // The argv index of the last option value given as a separate word,
+        // so `--role -- check` is not taken for the `--` that ends options.
+        var lastValueIndex = -1
         /// An option word as messages show it: without an attached value.
         func optionWord(_ i: Int) -> String {
             guard i >= 0 && i < argv.count else { return "?" }
@@ -120,11 +123,12 @@ public enum CommandLineParser {
                     throw .config("--\(spec.flag!) is only for baowrap \(only)")
                 }
                 let value = spec.arity == .flag ? "true" : String(cString: arg!)
+                if spec.arity != .flag && !argv[wordIndex].bytes.contains(UInt8(ascii: "=")) { lastValueIndex = Int(next) - 1 }
                 inv.flags[spec.key, default: []].append(value)
             }
         }
         let index = Int(next)
-        let dashDash = index > 0 && index <= argv.count && argv[index - 1].bytes == Array("--".utf8)
+        let dashDash = index > 0 && index <= argv.count && index - 1 != lastValueIndex && argv[index - 1].bytes == Array("--".utf8)
         return (index, dashDash)
     }
 }

@@ -35,6 +35,12 @@ import Testing
         #expect(try parse(["--", "check"]).subcommand == .run(commandIndex: 2))
     }
 
+    @Test func dashDash_asAnOptionValueDoesNotEndOptions() throws {
+        let inv = try parse(["--role", "--", "check"])
+        #expect(inv.flags[.role] == ["--"])
+        #expect(inv.subcommand == .check)
+    }
+
     @Test func check_takesItsOwnOptions() throws {
         let inv = try parse(["--role", "a", "check", "--dry-run", "--secret", "A=s/a#k"])
         #expect(inv.subcommand == .check)

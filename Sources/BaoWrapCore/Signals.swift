@@ -42,9 +42,13 @@ public final class Signals: InterruptSource {
     /// workload sees the mask it would have without the wrapper (as tini).
     public let original: sigset_t
     public let fd: Int32
-    /// Signals that arrived before the child existed and that did not stop
-    /// baowrap; they are forwarded once the child runs.
+    /// Signals that arrived before supervision began and that did not stop
+    /// baowrap; they are forwarded once it begins.
     public private(set) var deferred: [Signal] = []
+    /// Set by the supervisor once the child runs: from then on every signal
+    /// is the child's, also one that arrives while baowrap still revokes its
+    /// token (the kubelet's SIGTERM right after start must not be lost).
+    var childStarted = false
 
     /// Must be the first thing `main` does. The corresponding C functions
     /// are `sigprocmask`, `sigaction` and `signalfd`.
@@ -81,7 +85,7 @@ public final class Signals: InterruptSource {
 
     public func checkInterrupt() throws(BaoWrapError) {
         for s in drain() {
-            if Signal.stopBeforeStart.contains(s) {
+            if !childStarted && Signal.stopBeforeStart.contains(s) {
                 var e = BaoWrapError(.interrupted, "\(s) received before the command started; not starting it")
                 e.signal = s.rawValue
                 throw e

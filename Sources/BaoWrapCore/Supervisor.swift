@@ -42,6 +42,7 @@ public final class Supervisor {
         }
         if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc), execSize: Supervisor.execSize(argv) + Supervisor.execSize(envp))) }
         child = pid
+        signals.childStarted = true
         return .success(pid)
     }
 

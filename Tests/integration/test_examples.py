@@ -6,7 +6,6 @@ the real OpenBao so that a wrapper run succeeds, and the local smoke test
 works against it."""
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -17,56 +16,20 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from conftest import bao_api
 from container import needs_root, run_in_container
+from manifests import (APP_DOCKERFILE, EXAMPLES, INIT_DOCKERFILE, MANIFESTS, container_id, deployments, dockerfile,
+                       documents, materialize, openbao_setup, pod_user, rewrite, secret_variables,
+                       wrapped_containers)
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-MANIFESTS = sorted((EXAMPLES / "kubernetes").glob("*.yaml"))
-INIT_DOCKERFILE = REPO / "init-image" / "Dockerfile"
-APP_DOCKERFILE = EXAMPLES / "kubernetes" / "Dockerfile.app"
 SCHEMA_VERSIONS = ["1.29", "1.37"]
 FILE_VARIABLES = ["BAOWRAP_CACERT", "BAOWRAP_BROKER_CACERT", "BAOWRAP_CLIENT_CERT", "BAOWRAP_CLIENT_KEY",
                   "BAOWRAP_JWT_FILE"]
 
 
-def documents(path: Path):
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def dockerfile(path: Path, instruction: str) -> list:
-    return [l.split(None, 1)[1] for l in path.read_text().splitlines() if l.startswith(instruction + " ")]
-
-
-def app_image_tag() -> str:
-    """The tag Dockerfile.app's build command gives the image."""
-    return re.search(r"docker build .*-t (\S+)", APP_DOCKERFILE.read_text()).group(1)
-
-
-def deployments():
-    for path in MANIFESTS:
-        for doc in documents(path):
-            if doc["kind"] == "Deployment":
-                yield path.name, doc
-
-
-def wrapped_containers():
-    """(file, deployment, pod spec, container, baowrap argv) for every
-    container that starts through baowrap, by command or by image ENTRYPOINT."""
-    out = []
-    for name, dep in deployments():
-        pod = dep["spec"]["template"]["spec"]
-        for c in pod["containers"]:
-            if c.get("command", [""])[0].endswith("/baowrap"):
-                argv = c["command"] + c.get("args", [])
-            elif "command" not in c and c["image"] == app_image_tag():
-                argv = json.loads(dockerfile(APP_DOCKERFILE, "ENTRYPOINT")[-1]) + c["args"]
-            else:
-                continue
-            out.append(pytest.param(name, dep, pod, c, argv, id=f"{name}:{dep['metadata']['name']}/{c['name']}"))
-    return out
+def wrapped_params():
+    return [pytest.param(*w, id=container_id(w[0], w[1], w[3])) for w in wrapped_containers()]
 
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
@@ -92,7 +55,7 @@ def test_workloads_are_locked_down(name, dep):
         assert "limits" in c["resources"], c["name"]
 
 
-@pytest.mark.parametrize("name,dep,pod,container,argv", wrapped_containers())
+@pytest.mark.parametrize("name,dep,pod,container,argv", wrapped_params())
 def test_wrapped_workloads_follow_the_injection_contract(name, dep, pod, container, argv, binary):
     version = subprocess.run([binary, "version"], capture_output=True, text=True, check=True).stdout.split()[1]
     assert "--" in argv and argv.index("--") < len(argv) - 1, "the workload's command follows --"
@@ -123,54 +86,16 @@ def test_wrapped_workloads_follow_the_injection_contract(name, dep, pod, contain
         assert dockerfile(APP_DOCKERFILE, "FROM")[0].split()[0].endswith(":" + version)
 
 
-def pod_user(pod, container) -> tuple:
-    sc = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-    return sc["runAsUser"], sc.get("runAsGroup", sc["runAsUser"]), pod.get("securityContext", {}).get("fsGroup")
-
-
-def materialize(volume: dict, directory: Path, fs_group):
-    """Writes the files the kubelet would put in the volume: root-owned,
-    group fsGroup when set, with the volume's modes. Secret volumes without
-    items hold a kubernetes.io/tls Secret."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if "emptyDir" in volume:
-        directory.chmod(0o777)
-        return
-    if "projected" in volume:
-        mode = volume["projected"].get("defaultMode", 0o644)
-        files = []
-        for s in volume["projected"]["sources"]:
-            if "serviceAccountToken" in s:
-                files.append(s["serviceAccountToken"]["path"])
-            for kind in ("configMap", "secret"):
-                files += [i["path"] for i in s.get(kind, {}).get("items", [])]
-    elif "secret" in volume:
-        mode = volume["secret"].get("defaultMode", 0o644)
-        files = [i["path"] for i in volume["secret"].get("items", [])] or ["tls.crt", "tls.key"]
-    else:
-        mode = volume["configMap"].get("defaultMode", 0o644)
-        files = [i["path"] for i in volume["configMap"].get("items", [])]
-    for f in files:
-        p = directory / f
-        p.write_text("placeholder: only readability matters to --dry-run\n")
-        os.chown(p, 0, fs_group if fs_group is not None else 0)
-        p.chmod(mode)
-
-
 def readable_by(path: Path, uid: int, gids: set) -> bool:
     st = path.stat()
     return bool(st.st_mode & 0o004 or (st.st_gid in gids and st.st_mode & 0o040) or (st.st_uid == uid and st.st_mode & 0o400))
 
 
 def expected_names(env: dict, flags: list) -> set:
-    entries = re.split(r"[\n,]", env.get("BAOWRAP_SECRETS", ""))
-    entries += [flags[i + 1] for i, f in enumerate(flags) if f == "--secret"]
-    names = {e.split("=", 1)[0].strip() for e in entries if e.strip()}
-    names |= {k for k, v in env.items() if v.startswith(("bao:", "vault:"))}
-    return names
+    return set(secret_variables(env, flags))
 
 
-@pytest.mark.parametrize("name,dep,pod,container,argv", wrapped_containers())
+@pytest.mark.parametrize("name,dep,pod,container,argv", wrapped_params())
 def test_wrapper_configuration_parses_in_a_pod_like_root(name, dep, pod, container, argv, binary, tmp_path):
     """The container's BAOWRAP_* settings and flags, checked by the real
     binary (`check --dry-run`) chrooted into a root holding the container's
@@ -215,15 +140,6 @@ def broker_docs():
     app = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "my-app")
     container = app["spec"]["template"]["spec"]["containers"][0]
     return nginx_conf, {e["name"]: e["value"] for e in container["env"]}
-
-
-def rewrite(text: str, replacements: dict) -> str:
-    """Every replacement must apply, so a change to the example that the
-    test no longer understands fails here instead of passing silently."""
-    for old, new in replacements.items():
-        assert old in text, f"{old!r} not found in the example"
-        text = text.replace(old, new)
-    return text
 
 
 @pytest.fixture
@@ -311,16 +227,12 @@ def setup_role(harness):
     harness's ServiceAccount default/app and two of its secret paths."""
     suffix = os.urandom(3).hex()
     params = {
-        "BAO_ADDR": harness["BAO_PLAIN_ADDR"], "BAO_TOKEN": harness["BAO_ROOT_TOKEN"],
-        "BAO_BIN": harness["BAO_BIN"], "KUBERNETES_HOST": harness["TOKENREVIEW_ADDR"],
-        "KUBERNETES_CA_CERT": harness["CA_CERT"], "DISABLE_LOCAL_CA_JWT": "true",
         "AUTH_PATH": f"k8s-example-{suffix}", "ROLE": f"example-{suffix}",
         "NAMESPACE": harness["K8S_NAMESPACE"], "SERVICE_ACCOUNT": harness["K8S_SERVICE_ACCOUNT"],
         "AUDIENCE": harness["K8S_AUDIENCE"], "SECRET_PATHS": "secret/app/db kv1/app",
     }
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **params}
     for _ in range(2):
-        r = subprocess.run([EXAMPLES / "openbao" / "setup.sh"], env=env, capture_output=True, text=True, timeout=120)
+        r = openbao_setup(harness, **params)
         assert r.returncode == 0, r.stderr
     assert f"BAOWRAP_ROLE={params['ROLE']}" in r.stdout
     return params

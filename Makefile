@@ -11,7 +11,7 @@ REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export CURL_STATIC_PREFIX := $(CURL_PREFIX)
 export BW_BUILD_REVISION  := $(REVISION)
 
-.PHONY: all build deps baowrap baowrapctl image size test unit integration demo clean
+.PHONY: all build deps baowrap baowrapctl image size test unit integration e2e demo clean
 
 all: build
 build: baowrap baowrapctl
@@ -53,7 +53,12 @@ unit: $(CURL_PREFIX)/lib/libcurl.a
 integration: baowrap baowrapctl
 	@Tests/run-integration.sh
 
-test: unit integration
+# A pod's life around baowrap without a cluster (root: namespaces, mounts):
+# the init image installs the binary, app containers run it as PID 1.
+e2e: image
+	@Tests/e2e/run.sh
+
+test: unit integration e2e
 
 demo: baowrap
 	@scripts/demo.sh

@@ -11,6 +11,9 @@ declare -A groups=(
   [harness]="nginx python3-venv openssl curl jq gdb"
   # make image: OCI image layout without a container daemon.
   [image]="umoci jq"
+  # make e2e: the pods' static test app; unshare, setpriv, mount and chroot
+  # come with util-linux, mount and coreutils (essential packages).
+  [e2e]="busybox-static umoci"
 )
 
 wanted=()

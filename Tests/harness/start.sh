@@ -90,7 +90,9 @@ in_background rsa_key jwt-signing
 in_background rsa_key other-signing
 make_ca ca "baowrap test CA"
 make_ca other-ca "unrelated test CA"
-issue openbao openbao.test serverAuth DNS:openbao.test,DNS:localhost,IP:127.0.0.1
+# openbao.openbao.svc: the in-cluster name the examples use (Tests/e2e maps it to
+# 127.0.0.1 in the simulated pods' /etc/hosts).
+issue openbao openbao.test serverAuth DNS:openbao.test,DNS:openbao.openbao.svc,DNS:localhost,IP:127.0.0.1
 issue broker broker.test serverAuth DNS:broker.test,DNS:localhost,IP:127.0.0.1
 issue tokenreview kube-apiserver serverAuth IP:127.0.0.1
 issue client baowrap-test-client clientAuth

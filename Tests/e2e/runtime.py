@@ -4,6 +4,9 @@ namespaces, `mount` builds its view (read-only root, /dev, /proc of its own
 PID namespace, the pod's volumes), `setpriv` sets no_new_privs and empties
 the capability sets, and `chroot --userspec` enters the root as the
 container's uid/gid and execs the container's argv, which becomes PID 1.
+Like runc's create and start, the process waits at a gate (a FIFO) until
+the runtime has seen its PID 1, so even a container that exits at once
+is observed.
 
 One difference from runc: the last step (chroot + setuid) runs in a tool,
 not in the runtime's own process, so the capability bounding set keeps the
@@ -13,6 +16,7 @@ no_new_privs is set, so nothing in the container can hold or regain them.
 
 The network namespace is the host's: the container reaches the harness on
 127.0.0.1, and /etc/hosts in its root stands in for cluster DNS."""
+import errno
 import os
 import shlex
 import shutil
@@ -57,7 +61,7 @@ class Container:
     read_only_root: bool = True
     no_new_privs: bool = True
 
-    def setup_script(self) -> str:
+    def setup_script(self, gate: Path) -> str:
         root = shlex.quote(str(self.rootfs))
         lines = ["set -e"]
         if self.read_only_root:
@@ -71,7 +75,10 @@ class Container:
             if m.read_only:
                 lines.append(f"mount -o remount,bind,ro {target}")
         # Mounted by this shell, PID 1 of the new namespace: /proc shows it.
-        lines += [f"mount -t proc -o nosuid,nodev,noexec proc {root}/proc", 'exec "$@"']
+        lines.append(f"mount -t proc -o nosuid,nodev,noexec proc {root}/proc")
+        # Created, not started (runc's create/start): wait until the runtime
+        # has seen PID 1, then exec the container's process in its place.
+        lines += [f": < {shlex.quote(str(gate))}", 'exec "$@"']
         return "\n".join(lines)
 
     def start(self, logs: Path, canaries=()) -> "Running":
@@ -83,18 +90,20 @@ class Container:
             privileges.append("--no-new-privs")
         launch = [tool("env"), "-i", *(f"{k}={v}" for k, v in self.env.items()), *privileges, "--",
                   tool("chroot"), f"--userspec={self.uid}:{self.gid}", str(self.rootfs), *self.argv]
+        logs.mkdir(parents=True, exist_ok=True)
+        gate = logs / f"{self.name}.start"
+        os.mkfifo(gate)
         argv = [tool("unshare"), "--mount", "--pid", "--fork", "--propagation", "private", "--",
-                tool("sh"), "-c", self.setup_script(), self.name, *launch]
-        return Running(self, argv, logs, canaries)
+                tool("sh"), "-c", self.setup_script(gate), self.name, *launch]
+        return Running(self, argv, logs, gate, canaries)
 
 
 class Running:
     """A started container. `pid1` is its PID 1 as the host sees it."""
 
-    def __init__(self, container: Container, argv, logs: Path, canaries):
+    def __init__(self, container: Container, argv, logs: Path, gate: Path, canaries):
         self.container = container
         self.canaries = canaries
-        logs.mkdir(parents=True, exist_ok=True)
         self.out_path, self.err_path = logs / f"{container.name}.out", logs / f"{container.name}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -102,6 +111,17 @@ class Running:
         self.started = time.monotonic()
         self.pid1 = self.until(self._first_child, "the container's PID 1 to exist")
         self.pidns = os.readlink(f"/proc/{self.pid1}/ns/pid")
+        self.until(lambda: self._open_gate(gate), "the container's setup")
+
+    @staticmethod
+    def _open_gate(gate: Path):
+        try:
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+            return True
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return None  # the setup has not reached the gate yet
+            raise
 
     def _first_child(self):
         try:

@@ -226,14 +226,20 @@ def test_crashing_app_gives_its_signal_status(app):
 
 
 def failure(app, c, expected_class: str):
+    """Exit 125, the app never started, and what `kubectl logs` shows: one
+    JSON error line per secret variable (docs/troubleshooting.md: a failure
+    before any read fails every variable), each naming it and the class."""
     r = c.finish(timeout=HANG_BOUND)
     assert r.returncode == 125, r
     assert not (app.results / "started").exists(), "the app never starts"
     assert r.stdout == b""
     lines = r.stderr.decode().splitlines()
-    assert len(lines) == 1 and r.logs == r.errors() and len(r.logs) == 1, r
-    assert r.logs[0]["class"] == expected_class, r
-    log(f"{app.key}: exit 125 after {c.elapsed:.1f}s: {lines[0]}")
+    names = set(secret_variables(app.spec.app_env()))
+    assert len(lines) == len(names) and r.logs == r.errors() and len(r.logs) == len(lines), r
+    assert {l["var"] for l in r.logs} == names, r
+    for line in r.logs:
+        assert line["class"] == expected_class and line["msg"].startswith(line["var"] + ": "), line
+    log(f"{app.key}: exit 125 after {c.elapsed:.1f}s, {len(lines)} lines like: {lines[0]}")
     return r.logs[0]
 
 

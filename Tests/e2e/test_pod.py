@@ -173,7 +173,7 @@ def test_app_gets_its_secrets_as_pid1_child_and_stops_on_sigterm(app):
     assert not c.processes()
     assert r.stdout == b"" and [l["event"] for l in r.logs] == ["route", "resolved"], r
     log(f"{app.key}: app saw {len(secret_variables(manifest_env))} secrets as uid {c.container.uid}; "
-        f"SIGTERM to PID 1 -> exit {r.returncode} in {c.elapsed:.1f}s")
+        f"SIGTERM to PID 1 -> exit {r.returncode}; the container ran {c.elapsed:.2f}s")
 
 
 def test_orphans_are_reaped_by_pid1(app):
@@ -239,7 +239,7 @@ def failure(app, c, expected_class: str):
     assert {l["var"] for l in r.logs} == names, r
     for line in r.logs:
         assert line["class"] == expected_class and line["msg"].startswith(line["var"] + ": "), line
-    log(f"{app.key}: exit 125 after {c.elapsed:.1f}s, {len(lines)} lines like: {lines[0]}")
+    log(f"{app.key}: exit 125 after {c.elapsed:.2f}s, {len(lines)} lines like: {lines[0]}")
     return r.logs[0]
 
 

@@ -8,8 +8,10 @@ import signal
 import time
 from datetime import datetime
 
-# The child writes READY once it runs, then TERM when SIGTERM reaches it.
-APP = 'trap "echo TERM > $0/term; exit 0" TERM; : > $0/ready; while :; do sleep 1 & wait $!; done'
+# The child writes READY once it runs, then TERM when SIGTERM reaches it;
+# it gives up after a minute, so a failing run leaves nothing behind.
+APP = ('trap "echo TERM > $0/term; exit 0" TERM; : > $0/ready; i=0; '
+       'while [ $i -lt 60 ]; do sleep 1 & wait $!; i=$((i + 1)); done')
 
 
 def test_sigterm_during_token_revocation_reaches_the_child(bw, harness, fault, tmp_path):

@@ -20,6 +20,23 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
     }
 }
 
+/// What a changed secret does to the running command (`--on-change`).
+public enum ChangeAction: Equatable, Sendable {
+    case restart
+    case signal(Signal)
+    case exit
+
+    init?(_ text: String) {
+        switch text.asciiLowercased {
+        case "restart": self = .restart
+        case "exit": self = .exit
+        default:
+            guard text.asciiLowercased.hasPrefix("signal:"), let s = Signal(name: String(text.dropFirst(7))) else { return nil }
+            self = .signal(s)
+        }
+    }
+}
+
 /// Claims the user expects in the JWT, checked locally before logging in.
 public struct ExpectedClaims: Sendable, Equatable {
     public var issuer: String?
@@ -51,6 +68,13 @@ public struct Config {
     public var profile: Profile = .hardened
     public var timeout: Duration = .seconds(30)
     public var signalGroup = false
+    /// `--watch`: how often to check for new secret versions; nil when off.
+    public var watch: Duration?
+    public var onChange: ChangeAction = .restart
+    public var stopSignal: Signal = .term
+    public var stopTimeout: Duration = .seconds(10)
+    /// Consecutive failed watch checks after which baowrap gives up; nil: never.
+    public var watchFailAfter: Int?
     public var logFormat: LogFormat = .json
     public var logLevel: LogLevel = .info
     public var logPaths = false
@@ -145,6 +169,29 @@ public struct Config {
         if let v = source.value(.timeout) {
             guard let d = DurationText.parse(v), d > .zero else { throw source.bad(.timeout, v, "a duration such as 30s, 1m or 1500ms") }
             c.timeout = d
+        }
+        if let v = source.value(.watch), v.asciiLowercased != "off" {
+            // Faster than this is hammering OpenBao, not watching it.
+            guard let d = DurationText.parse(v), d >= .milliseconds(100) else {
+                throw source.bad(.watch, v, "a duration of at least 100ms such as 1m, or off")
+            }
+            c.watch = d
+        }
+        if let v = source.value(.onChange) {
+            guard let a = ChangeAction(v) else { throw source.bad(.onChange, v, "restart, exit or signal:NAME such as signal:HUP") }
+            c.onChange = a
+        }
+        if let v = source.value(.stopSignal) {
+            guard let s = Signal(name: v) else { throw source.bad(.stopSignal, v, "a signal name such as TERM or SIGINT") }
+            c.stopSignal = s
+        }
+        if let v = source.value(.stopTimeout) {
+            guard let d = DurationText.parse(v), d >= .zero else { throw source.bad(.stopTimeout, v, "a duration such as 10s, or 0 for SIGKILL at once") }
+            c.stopTimeout = d
+        }
+        if let v = source.value(.watchFailAfter), v.asciiLowercased != "never" {
+            guard let n = Int(v), n > 0 else { throw source.bad(.watchFailAfter, v, "a positive number of checks, or never") }
+            c.watchFailAfter = n
         }
         if let t = env["BAOWRAP_TOKEN"], !t.valueBytes.isEmpty { c.staticToken = t }
 

@@ -21,4 +21,7 @@ public enum ExitStatus: Equatable, Sendable {
 
     /// `check` reports "some secret did not resolve" as 1, like `test`.
     public static let checkFailed = ExitStatus.exited(1)
+    /// `--on-change exit`: sysexits' EX_TEMPFAIL, "try again", which is what
+    /// the pod's restart does with the new values.
+    public static let secretsChanged = ExitStatus.exited(75)
 }

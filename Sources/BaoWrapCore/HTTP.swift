@@ -155,7 +155,7 @@ public protocol InterruptSource: AnyObject {
 /// besides curl's resolver. Retries are scheduled here, inside the deadline,
 /// by asking the caller's `retry` rule.
 public final class HTTPEngine {
-    private let multi: UnsafeMutableRawPointer
+    private var multi: UnsafeMutableRawPointer
     private let share: UnsafeMutableRawPointer
     private let userAgent: String
     public var interrupt: (any InterruptSource)?
@@ -173,6 +173,15 @@ public final class HTTPEngine {
         self.userAgent = userAgent
         _ = bw_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_SSL_SESSION.rawValue))
         _ = bw_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_DNS.rawValue))
+    }
+
+    /// Closes every kept-alive connection. The watch calls it after each
+    /// check: its interval is usually longer than servers and load balancers
+    /// keep an idle connection, and each connection's TLS state is freed
+    /// (through the wiping allocator) instead of waiting in memory.
+    public func closeConnections() {
+        curl_multi_cleanup(multi)
+        multi = curl_multi_init()
     }
 
     deinit {

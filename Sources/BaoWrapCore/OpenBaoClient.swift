@@ -229,8 +229,14 @@ public final class OpenBaoClient {
     // MARK: endpoints
 
     public struct Login {
+        /// Seconds; 0 for a token that does not expire.
         public let leaseDuration: Int
         public let renewable: Bool
+
+        init(_ p: ParsedBody) {
+            leaseDuration = p.doc.path("auth", "lease_duration").flatMap(p.doc.int) ?? 0
+            renewable = p.doc.path("auth", "renewable").flatMap(p.doc.bool) ?? false
+        }
     }
 
     /// POST auth/<path>/login with `{"role":..,"jwt":..}`; keeps the token.
@@ -266,8 +272,54 @@ public final class OpenBaoClient {
         }
         try header.append(byte: 0)
         tokenHeader = header
-        return Login(leaseDuration: p.doc.path("auth", "lease_duration").flatMap(p.doc.int) ?? 0,
-                     renewable: p.doc.path("auth", "renewable").flatMap(p.doc.bool) ?? false)
+        return Login(p)
+    }
+
+    /// POST auth/token/renew-self: a longer lease for the token. OpenBao
+    /// re-runs the login's checks (kubernetes auth: a TokenReview of the
+    /// JWT it logged in with), so a refusal means: log in again.
+    public func renewSelf(deadline: Deadline) throws(BaoWrapError) -> Login {
+        let result = try one(request(.post, "/v1/auth/token/renew-self"), deadline: deadline)
+        guard case .response(let r) = result.result, (200...299).contains(r.status) else {
+            let e = failure(result, .login, what: "token renewal")
+            if case .response(let r) = result.result { r.body.wipe() }
+            throw e
+        }
+        let p = try parsed(r, what: "token renewal")
+        defer { p.body.wipe() }
+        return Login(p)
+    }
+
+    /// GET MOUNT/metadata/PATH for each KV v2 location the watch follows:
+    /// its current version, or nil when the secret does not exist. Never
+    /// reads a value.
+    public func currentVersions(_ paths: [(metadataPath: String, location: String)],
+                                deadline: Deadline) throws(BaoWrapError) -> [Result<Int?, BaoWrapError>] {
+        let results = try send(paths.map { request(.get, "/v1/\(URLPath.escape($0.metadataPath))") }, deadline: deadline)
+        return zip(paths, results).map { path, result in
+            let what = "version check of \(log.path(path.location))"
+            guard case .response(let r) = result.result, (200...299).contains(r.status) || r.status == 404 else {
+                var e = failure(result, .read, what: what, hiding: [path.location, path.metadataPath])
+                if e.errorClass == .permissionDenied { e.hint = "the watch needs read on MOUNT/metadata/PATH too" }
+                if case .response(let r) = result.result { r.body.wipe() }
+                return .failure(e)
+            }
+            defer { r.body.wipe() }
+            // Only OpenBao's own 404 ({"errors":[]}) says the secret is gone.
+            if r.status == 404 {
+                let f = APIFailure(r)
+                return f.foreignBody == nil ? .success(nil) : .failure(BaoWrapError(.badResponse, "\(what): \(f.summary)"))
+            }
+            do throws(BaoWrapError) {
+                let p = try parsed(r, what: what)
+                guard let v = p.doc.path("data", "current_version").flatMap(p.doc.int) else {
+                    throw BaoWrapError(.badResponse, "\(what): the answer has no data.current_version")
+                }
+                return .success(v)
+            } catch {
+                return .failure(error)
+            }
+        }
     }
 
     /// Uses a static token (BAOWRAP_TOKEN, development only) instead of a login.
@@ -329,8 +381,9 @@ public final class OpenBaoClient {
         /// and its version (v2).
         case found(ParsedBody, data: Int, version: Int?)
         case notFound
-        /// A v2 version that was deleted or destroyed.
-        case deleted(destroyed: Bool)
+        /// A v2 version that was deleted or destroyed; its number when the
+        /// answer says.
+        case deleted(destroyed: Bool, version: Int?)
     }
 
     public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
@@ -346,7 +399,9 @@ public final class OpenBaoClient {
                    let p = try? parsed(r, what: what), let meta = p.doc.path("data", "metadata"), p.doc.kind(meta) == .object {
                     let destroyed = p.doc.member(meta, "destroyed").flatMap(p.doc.bool) ?? false
                     let deletion = p.doc.member(meta, "deletion_time").flatMap(p.doc.string) ?? ""
-                    if destroyed || !deletion.isEmpty { return .success(.deleted(destroyed: destroyed)) }
+                    if destroyed || !deletion.isEmpty {
+                        return .success(.deleted(destroyed: destroyed, version: p.doc.member(meta, "version").flatMap(p.doc.int)))
+                    }
                 }
                 let f = APIFailure(r)
                 // An OpenBao 404 carries {"errors":[]}; a proxy's 404 page means a wrong prefix.
@@ -376,7 +431,7 @@ public final class OpenBaoClient {
                 }
                 if doc.kind(data) == .null {
                     p.body.wipe()
-                    return .success(.deleted(destroyed: false))
+                    return .success(.deleted(destroyed: false, version: version))
                 }
                 guard doc.kind(data) == .object else {
                     p.body.wipe()
@@ -401,11 +456,14 @@ public final class OpenBaoClient {
         let deadline = Deadline(after: timeout)
         do {
             let result = try one(request(.post, "/v1/auth/token/revoke-self"), deadline: deadline)
-            if case .response(let r) = result.result {
+            if case .response(let r) = result.result, (200...299).contains(r.status) {
                 r.body.wipe()
-                if (200...299).contains(r.status) { return nil }
+                return nil
             }
-            return failure(result, .revoke, what: "token revocation")
+            // Decoded before the wipe, so the line can quote OpenBao's reason.
+            let e = failure(result, .revoke, what: "token revocation")
+            if case .response(let r) = result.result { r.body.wipe() }
+            return e
         } catch {
             return error
         }

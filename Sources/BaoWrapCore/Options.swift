@@ -7,6 +7,7 @@ public enum OptionKey: String, CaseIterable, Sendable {
     case namespace, authPath, authMethod, role, jwtFile
     case expectIssuer, expectAudience, expectSubject
     case secret, fromPath, onMissing, profile, timeout, signalGroup
+    case watch, onChange, stopSignal, stopTimeout, watchFailAfter
     case logFormat, logLevel, logPaths, requireMlock, tlsSkipVerify, token
     case dryRun
 }
@@ -85,6 +86,16 @@ public enum Options {
               "deadline for login and fetch, retries included"),
         .init(.signalGroup, "signal-group", ["BAOWRAP_SIGNAL_GROUP"], .flag,
               "forward signals to the child's whole process group"),
+        .init(.watch, "watch", ["BAOWRAP_WATCH"], .value, value: "DURATION", default: "off",
+              "after the start, check every unpinned secret for a new version this often (with jitter) and apply --on-change"),
+        .init(.onChange, "on-change", ["BAOWRAP_ON_CHANGE"], .value, value: "restart|signal:NAME|exit", default: "restart",
+              "what a changed secret does with --watch: restart the command with the new values, send it signal NAME, or stop it and exit 75"),
+        .init(.stopSignal, "stop-signal", ["BAOWRAP_STOP_SIGNAL"], .value, value: "NAME", default: "SIGTERM",
+              "signal that asks the command to stop for a restart or exit"),
+        .init(.stopTimeout, "stop-timeout", ["BAOWRAP_STOP_TIMEOUT"], .value, value: "DURATION", default: "10s",
+              "how long the command may take to stop before SIGKILL"),
+        .init(.watchFailAfter, "watch-fail-after", ["BAOWRAP_WATCH_FAIL_AFTER"], .value, value: "N", default: "never",
+              "stop the command and exit 125 after N failed watch checks in a row"),
         .init(.logFormat, "log-format", ["BAOWRAP_LOG_FORMAT"], .value, value: "json|text", default: "json",
               "log line format on stderr"),
         .init(.logLevel, "log-level", ["BAOWRAP_LOG_LEVEL"], .value, value: "LEVEL", default: "info",

@@ -41,7 +41,12 @@ public final class Resolver {
         /// Set when nothing could be resolved (no route, unusable JWT,
         /// login refused); every row then fails with this error.
         public var stoppedBy: BaoWrapError?
+        /// Every unpinned location with the state the values were read at:
+        /// what `--watch` compares.
+        public var watched: [WatchedSecret] = []
         public var failures: [BaoWrapError] { rows.compactMap(\.failure) }
+        /// Variables skipped with --on-missing skip: the child must not get them.
+        public var skippedNames: Set<String> { Set(rows.filter(\.skipped).map(\.name)) }
 
         init() {}
 
@@ -65,9 +70,17 @@ public final class Resolver {
         var kvVersion: Int
         /// The mount was not identified: try v2, then v1.
         var probe: Bool
+        /// KV v2: MOUNT/metadata/PATH, where the watch finds the current version.
+        var metadataPath: String?
+
+        static func v2(mount: Substring, path: Substring, probe: Bool) -> Plan {
+            Plan(apiPath: "\(mount)/data/\(path)", kvVersion: 2, probe: probe, metadataPath: "\(mount)/metadata/\(path)")
+        }
     }
 
-    public func resolve(deadline: Deadline) throws(BaoWrapError) -> Outcome {
+    /// `pins` gives unpinned locations a version to read: the watch re-reads
+    /// exactly the versions its check saw.
+    public func resolve(deadline: Deadline, pins: [String: Int] = [:]) throws(BaoWrapError) -> Outcome {
         let locations = uniqued(config.secrets.map(\.ref.location) + config.fromPaths.map(\.location))
         let plans = try plan(locations, deadline: deadline)
 
@@ -88,6 +101,7 @@ public final class Resolver {
             }
             let k = readKey(location, version)
             guard readIndex[k] == nil else { return }
+            let version = version ?? pins[location]
             // A probe may still turn into a v1 read of its own location.
             let api = readKey(p.apiPath, version) + (p.probe ? "?" + location : "")
             if let i = readByAPIPath[api] {
@@ -116,7 +130,10 @@ public final class Resolver {
                 let r = reads[i]
                 return .init(apiPath: r.location, version: r.version, kvVersion: 1, location: r.location)
             }
-            for (n, o) in try client.read(v1Reads, deadline: deadline).enumerated() { outcomes[retryV1[n]] = o }
+            for (n, o) in try client.read(v1Reads, deadline: deadline).enumerated() {
+                outcomes[retryV1[n]] = o
+                reads[retryV1[n]] = v1Reads[n]
+            }
         }
 
         var out = Outcome()
@@ -150,7 +167,7 @@ public final class Resolver {
             switch outcome(b.ref.location, b.ref.version) {
             case .failure(let e): missing(b.name, source, e)
             case .success(.notFound): missing(b.name, source, notFound(b.ref.location))
-            case .success(.deleted(let destroyed)): missing(b.name, source, deleted(b.ref.location, b.ref.version, destroyed))
+            case .success(.deleted(let destroyed, _)): missing(b.name, source, deleted(b.ref.location, b.ref.version, destroyed))
             case .success(.found(let body, let data, let version)):
                 guard let v = body.doc.member(data, b.ref.key) else {
                     missing(b.name, source, BaoWrapError(.notFound, "secret \(log.path(b.ref.location)) has no key \"\(b.ref.key)\"",
@@ -170,7 +187,7 @@ public final class Resolver {
             switch outcome(p.location, nil) {
             case .failure(let e): missing(label, source, e)
             case .success(.notFound): missing(label, source, notFound(p.location))
-            case .success(.deleted(let destroyed)): missing(label, source, deleted(p.location, nil, destroyed))
+            case .success(.deleted(let destroyed, _)): missing(label, source, deleted(p.location, nil, destroyed))
             case .success(.found(let body, let data, let version)):
                 for m in body.doc.members(data) {
                     guard let key = body.doc.string(m.key) else { continue }
@@ -195,6 +212,19 @@ public final class Resolver {
                 }
             }
         }
+        for location in uniqued(config.secrets.filter { $0.ref.version == nil }.map(\.ref.location) + config.fromPaths.map(\.location)) {
+            guard let i = readIndex[readKey(location, nil)], case .success(let plan)? = plans[location] else { continue }
+            let read = reads[i]
+            let state: SecretState
+            switch outcomes[i] {
+            case .success(.found(let body, let data, let version)): state = read.kvVersion == 2 ? .version(version ?? 0) : .digest(of: body, data)
+            case .success(.deleted(_, let version)): state = (version ?? read.version).map(SecretState.version) ?? .missing
+            case .success(.notFound): state = .missing
+            case .failure: continue
+            }
+            out.watched.append(WatchedSecret(location: location, read: .init(apiPath: read.apiPath, version: nil, kvVersion: read.kvVersion, location: location),
+                                             metadataPath: read.kvVersion == 2 ? plan.metadataPath : nil, state: state))
+        }
         // Every response body is wiped now that its values are in the arena.
         for case .success(.found(let body, _, _)) in outcomes { body.body.wipe() }
         return out
@@ -208,7 +238,8 @@ public final class Resolver {
         var pending: [String] = []
         for loc in locations {
             if SecretRef.isV2APIForm(loc) {
-                plans[loc] = .success(Plan(apiPath: loc, kvVersion: 2, probe: false))
+                let first = loc.prefix { $0 != "/" }
+                plans[loc] = .success(.v2(mount: first, path: loc.dropFirst(first.count + 6), probe: false))
             } else {
                 pending.append(loc)
             }
@@ -244,7 +275,7 @@ public final class Resolver {
                     plans[loc] = .failure(e)
                 } else if unknown.contains(first) {
                     let rest = loc.dropFirst(first.count + 1)
-                    plans[loc] = .success(Plan(apiPath: "\(first)/data/\(rest)", kvVersion: 2, probe: true))
+                    plans[loc] = .success(.v2(mount: Substring(first), path: rest, probe: true))
                 } else if let m = mountCache[first], loc.hasPrefix(m.path + "/") {
                     guard m.type == "kv" || m.type == "generic" else {
                         plans[loc] = .failure(.config("\(log.path(loc)) is on a \(m.type) mount, not a KV secrets engine"))
@@ -252,8 +283,8 @@ public final class Resolver {
                     }
                     let rest = loc.dropFirst(m.path.count + 1)
                     // A v2 path already in the API form (nested mounts reach here) keeps its data/.
-                    let v2 = rest.hasPrefix("data/") ? loc : "\(m.path)/data/\(rest)"
-                    plans[loc] = .success(Plan(apiPath: m.version == 2 ? v2 : loc, kvVersion: m.version, probe: false))
+                    plans[loc] = .success(m.version == 2 ? .v2(mount: Substring(m.path), path: rest.hasPrefix("data/") ? rest.dropFirst(5) : rest, probe: false)
+                                                         : Plan(apiPath: loc, kvVersion: 1, probe: false))
                 } else {
                     next.append(loc)
                 }

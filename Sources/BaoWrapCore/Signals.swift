@@ -16,6 +16,8 @@ public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// Signals that end baowrap while it is still fetching (no child yet):
     /// a pod deleted during a long retry must not wait out --timeout.
     static let stopBeforeStart: Set<Signal> = [.hup, .int, .quit, .term]
+    /// Signals that mean the workload is being shut down once it runs.
+    static let termination: Set<Signal> = [.int, .quit, .term]
 
     public var description: String {
         let names: [CInt: String] = [SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGTERM: "SIGTERM", SIGKILL: "SIGKILL",

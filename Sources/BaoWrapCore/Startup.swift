@@ -8,7 +8,11 @@ public final class Startup {
     public let log: Logger
     public let arena = SecretArena()
     public private(set) var client: OpenBaoClient?
+    /// The lease of the token in use; nil for a static token.
+    public private(set) var login: OpenBaoClient.Login?
     let interrupt: (any InterruptSource)?
+    /// Kept for the run, so refetches reuse its mount lookups.
+    private var resolver: Resolver?
 
     public init(config: Config, log: Logger, interrupt: (any InterruptSource)?) {
         self.config = config
@@ -55,7 +59,16 @@ public final class Startup {
         log.info("route", "using the \(client.route.kind.rawValue) route \(client.route.endpoint)",
                  [("route", .string(client.route.kind.rawValue))])
 
-        let outcome = try Resolver(config: config, client: client, log: log, arena: arena).resolve(deadline: deadline)
+        return try resolve(pins: [:], deadline: deadline)
+    }
+
+    /// Resolves every secret again with the token in hand (the watch's
+    /// restart), reading unpinned locations at `pins`' versions.
+    public func resolve(pins: [String: Int], deadline: Deadline) throws(BaoWrapError) -> Resolver.Outcome {
+        guard let client else { throw BaoWrapError(.system, "no OpenBao client") }
+        let r = resolver ?? Resolver(config: config, client: client, log: log, arena: arena)
+        resolver = r
+        let outcome = try r.resolve(deadline: deadline, pins: pins)
         try checkMemoryLocks()
         log.debug("secret_memory", "secret memory regions: \(MemoryLocks.regions), memfd_secret: \(MemoryLocks.secretMemoryRegions), unlocked: \(MemoryLocks.refusedRegions)",
                   [("regions", .int(MemoryLocks.regions)), ("memfd_secret", .int(MemoryLocks.secretMemoryRegions)),
@@ -78,11 +91,19 @@ public final class Startup {
             token.wipeValue()
             return client
         }
+        try authenticate(deadline: deadline)
+        return client
+    }
+
+    /// Logs in with the JWT read from its file now: at the start, and when
+    /// the watch's token can no longer be renewed (the kubelet rotates the
+    /// file long before the old JWT expires).
+    public func authenticate(deadline: Deadline) throws(BaoWrapError) {
+        guard let client else { throw BaoWrapError(.system, "no OpenBao client") }
         let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
         defer { jwt.wipe() }
         try checkClaims(jwt)
-        _ = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
-        return client
+        login = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
     }
 
     /// The local JWT diagnostics, before any network call: refusals in the
@@ -114,6 +135,13 @@ public final class Startup {
                  [("class", "mlock_unavailable")])
     }
 
+    /// Wipes every secret value and closes the connections, keeping the
+    /// token: what the watch holds between checks.
+    public func wipeValues() {
+        arena.wipeAll()
+        client?.engine.closeConnections()
+    }
+
     /// Wipes every secret and revokes the token (best effort).
     public func finish() {
         // Values first: the revocation may take its whole timeout.
@@ -123,6 +151,7 @@ public final class Startup {
         }
         // Releasing the client closes libcurl's connections: their buffers
         // go back through the wiping allocator now, not at exit.
+        resolver = nil
         client = nil
         let wiped = Int(bw_wiped_blocks())
         log.debug("wiped", "secret buffers wiped; \(wiped) libcurl/OpenSSL heap blocks wiped on free", [("heap_blocks", .int(wiped))])

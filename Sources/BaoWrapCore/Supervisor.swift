@@ -7,12 +7,17 @@ import Glibc
 /// forwards every signal it receives, reaps every zombie, and reports the
 /// child's exit status. Only this file and Signals.swift touch signals and
 /// processes.
-public final class Supervisor {
+public final class Supervisor: InterruptSource {
     let signals: Signals
     let log: Logger
     /// Forward to the child's whole process group instead of the child.
     let signalGroup: Bool
     public private(set) var child: pid_t = 0
+    /// The current child's status once it exited.
+    private var exited: ExitStatus?
+    /// A SIGTERM, SIGINT or SIGQUIT was forwarded: the workload is being
+    /// shut down, so no task runs any more and no new child is started.
+    public private(set) var stopping = false
 
     public init(signals: Signals, log: Logger, signalGroup: Bool) {
         self.signals = signals
@@ -43,6 +48,7 @@ public final class Supervisor {
         if rc != 0 { return .failure(SpawnFailure(errno: Errno(rawValue: rc), execSize: Supervisor.execSize(argv) + Supervisor.execSize(envp))) }
         child = pid
         signals.childStarted = true
+        exited = nil
         return .success(pid)
     }
 
@@ -77,19 +83,73 @@ public final class Supervisor {
     }
 
     /// Waits for signals and the child until the child exits; returns its
-    /// status.
-    public func supervise() -> ExitStatus {
-        for s in signals.takeDeferred() { forward(s) }
+    /// status. `task` runs whenever it is due, between signals, until the
+    /// workload is being stopped; a status it returns ends supervision.
+    public func supervise(_ task: (any SupervisedTask)? = nil) -> ExitStatus {
+        for s in signals.takeDeferred() {
+            if Signal.termination.contains(s) { stopping = true }
+            forward(s)
+        }
         while true {
-            if let status = reap() { return status }
+            if let status = pump() { return status }
+            let due = stopping ? -1 : task.map { min(max($0.dueInMilliseconds, 0), Int(Int32.max)) } ?? -1
+            if due == 0, let task {
+                if let status = task.run(self) { return status }
+                continue
+            }
             var pfd = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
-            if system_poll(&pfd, -1) < 0 && Errno.current != .interrupted {
+            if system_poll(&pfd, CInt(due)) < 0 && Errno.current != .interrupted {
                 log.error(.system("poll", .current))
                 // Without a way to wait, keep the child's lifecycle anyway
                 // by blocking in waitpid.
                 return waitBlocking()
             }
-            for s in signals.drain() where s != .chld { forward(s) }
+        }
+    }
+
+    /// Forwards every pending signal but SIGCHLD and reaps every zombie.
+    /// Returns the child's status once it exited. Tasks call it (through
+    /// `checkInterrupt`) while they wait on the network, so signals keep
+    /// reaching the child meanwhile.
+    @discardableResult
+    public func pump() -> ExitStatus? {
+        for s in signals.drain() where s != .chld {
+            if Signal.termination.contains(s) { stopping = true }
+            forward(s)
+        }
+        if let status = reap() { exited = status }
+        return exited
+    }
+
+    public var fd: Int32 { signals.fd }
+
+    /// Lets a task's HTTP wait end as soon as the child has exited.
+    public func checkInterrupt() throws(BaoWrapError) {
+        if pump() != nil { throw BaoWrapError(.interrupted, "the command exited") }
+    }
+
+    /// Ends the child: `signal` (to it or its group, as forwarding does), up
+    /// to `timeout` for it to exit, then SIGKILL. Signals keep being
+    /// forwarded meanwhile. What is left of its process group is killed
+    /// too, so nothing of this generation outlives it. Returns its status.
+    public func stop(with signal: Signal, timeout: Duration) -> ExitStatus {
+        let deadline = Deadline(after: timeout)
+        var killed = false
+        if pump() == nil { forward(signal) }
+        while true {
+            if let status = pump() {
+                // ESRCH: the group is empty already.
+                _ = system_kill(-child, SIGKILL)
+                return status
+            }
+            if !killed && deadline.hasPassed {
+                log.warn("stop_timeout", "the command did not exit within \(DurationText.render(timeout)) of \(signal); sending SIGKILL",
+                         [("pid", .int(Int(child)))])
+                _ = system_kill(-child, SIGKILL)
+                killed = true
+            }
+            var pfd = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
+            _ = system_poll(&pfd, killed ? -1 : CInt(max(1, min(deadline.remainingMilliseconds, Int(Int32.max)))))
         }
     }
 
@@ -141,4 +201,14 @@ public final class Supervisor {
         if bw_wifsignaled(status) != 0 { return .signaled(bw_wtermsig(status)) }
         return .wrapperFailure
     }
+}
+
+/// Work the supervisor runs between signals while the child lives (the
+/// rotation watch). The supervisor knows only when it is due.
+public protocol SupervisedTask: AnyObject {
+    /// Milliseconds until `run` is due; 0 or less: now.
+    var dueInMilliseconds: Int { get }
+    /// Does the work; may stop, signal or replace the child through the
+    /// supervisor. A status ends supervision with it.
+    func run(_ supervisor: Supervisor) -> ExitStatus?
 }

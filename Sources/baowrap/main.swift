@@ -61,12 +61,14 @@ func main() -> Int32 {
     }
 }
 
-/// The main job: fetch, spawn, wipe, revoke, supervise.
+/// The main job: fetch, spawn, wipe, revoke, supervise (and with --watch,
+/// keep the token and watch instead of revoking).
 func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log: Logger, signals: Signals) -> ExitStatus {
     Supervisor.becomeSubreaper()
     let startup = Startup(config: config, log: log, interrupt: signals)
     var resolved: [ResolvedVariable] = []
     var skipped: Set<String> = []
+    var watched: [WatchedSecret] = []
     if config.needsOpenBao {
         do {
             let outcome = try startup.fetch()
@@ -77,7 +79,8 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
                 return .wrapperFailure
             }
             resolved = outcome.variables
-            skipped = Set(outcome.rows.filter(\.skipped).map(\.name))
+            skipped = outcome.skippedNames
+            watched = outcome.watched
             log.info("resolved", "resolved \(resolved.count) secret variables", [("count", .int(resolved.count))])
         } catch {
             log.error(error)
@@ -88,29 +91,28 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
     }
 
     let supervisor = Supervisor(signals: signals, log: log, signalGroup: config.signalGroup)
-    let env: ChildEnvironment
+    let workload = Workload(commandIndex: commandIndex, inherited: environment)
+    let watcher = Watcher(startup: startup, workload: workload, watched: watched)
+    let failed: ExitStatus?
     do {
-        env = try ChildEnvironment(inherited: environment, resolved: resolved, unset: skipped)
+        failed = try workload.start(resolved, unset: skipped, supervisor: supervisor, log: log)
     } catch {
         log.error(error)
         startup.finish()
         return .wrapperFailure
     }
-    var argv: [UnsafeMutablePointer<CChar>?] = Array(ProcessInput.argumentPointers[commandIndex...])
-    argv.append(nil)
-    let spawned = supervisor.spawn(argv: argv, envp: env.pointers)
-    // The child has its copy; baowrap's copies go now.
-    env.wipe()
+    // The child has its copy; baowrap's copies go now. The watch keeps the token.
     resolved = []
-    startup.finish()
-    switch spawned {
-    case .failure(let f):
-        let name = ProcessInput.arguments[commandIndex].description
-        log.error(f.error(command: name), event: "exec_failed")
-        return f.status
-    case .success(let pid):
-        log.debug("started", "started pid \(pid)", [("pid", .int(Int(pid)))])
+    if let watcher, failed == nil {
+        startup.wipeValues()
+        log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
+        let status = supervisor.supervise(watcher)
+        startup.finish()
+        return status
     }
+    startup.finish()
+    if let failed { return failed }
+    log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
     return supervisor.supervise()
 }
 

@@ -194,10 +194,10 @@ def memlock_limit(limit):
 without_mlock = memlock_limit(0)
 
 
-def start_sleeping(bw, args, env, **popen):
-    """baowrap ARGS -- sleep, returned once baowrap has spawned the child,
-    wiped its copies and revoked the token (the `started` debug line)."""
-    run = bw.start(["--log-level", "debug", *args, "--", "sleep", "300"], env=env, **popen)
+def start_sleeping(bw, args, env, child=("sleep", "300"), **popen):
+    """baowrap ARGS -- sleep (or CHILD), returned once baowrap has spawned the
+    child, wiped its copies and revoked the token (the `started` debug line)."""
+    run = bw.start(["--log-level", "debug", *args, "--", *child], env=env, **popen)
     try:
         run.wait_for_event("started")
     except AssertionError:

@@ -155,6 +155,8 @@ public final class Watcher: SupervisedTask {
 
     private func apply(_ changed: [Int], _ observed: [SecretState], _ supervisor: Supervisor,
                        _ deadline: Deadline) throws(BaoWrapError) -> ExitStatus? {
+        // A stop signal arrived during the check: the workload is going away.
+        guard !supervisor.stopping else { return nil }
         log.info("secret_changed", "\(changed.count) watched secret(s) changed", [("paths", .list(changed.map { log.path(watched[$0].location) }))])
         switch config.onChange {
         case .signal(let s):

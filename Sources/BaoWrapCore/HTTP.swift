@@ -166,6 +166,9 @@ public final class HTTPEngine {
     public static let responseLimit = 4 * 1024 * 1024
     /// Number of HTTP attempts made, for logs and benchmarks.
     public private(set) var attemptsMade = 0
+    /// Told of every attempt that will be tried again: the request, what
+    /// its attempt number `attempt` got, and the wait in milliseconds.
+    public var retried: ((_ request: HTTPRequest, _ result: AttemptResult, _ attempt: Int, _ delay: Int) -> Void)?
 
     public init(userAgent: String) {
         multi = curl_multi_init()
@@ -254,8 +257,9 @@ public final class HTTPEngine {
                 t.connectTo = nil
                 t.last = r
                 if retry(t.request, r) {
-                    let delay = RetryPolicy.delayMilliseconds(attempt: t.attempt - 1, random: Double.random(in: 0..<1))
-                    if delay < deadline.remainingMilliseconds {
+                    if let delay = RetryPolicy.nextDelay(attempt: t.attempt - 1, random: Double.random(in: 0..<1),
+                                                         remainingMilliseconds: deadline.remainingMilliseconds) {
+                        retried?(t.request, r, t.attempt, delay)
                         t.readyAt = Deadline.now() + UInt64(delay) * 1_000_000
                         queue.append(t)
                     } else {

@@ -95,6 +95,9 @@ public final class OpenBaoClient {
         self.fallback = fallback
         self.namespace = namespace
         self.log = log
+        engine.retried = { [log] request, result, attempt, delay in
+            OpenBaoClient.logRetry(log, request, result, attempt: attempt, delay: delay)
+        }
     }
 
     public var hasToken: Bool { tokenHeader != nil }
@@ -110,17 +113,55 @@ public final class OpenBaoClient {
         return r
     }
 
+    /// One debug line per attempt that will be tried again, so a slow start
+    /// can be explained: a leader election's 307s and 500s, a sealed node's
+    /// 503s, a load balancer closing TLS. Secret paths are hashed as in
+    /// errors; login paths are not secret.
+    static func logRetry(_ log: Logger, _ request: HTTPRequest, _ result: AttemptResult, attempt: Int, delay: Int) {
+        log.debug("retry", {
+            let api = String(request.path.dropFirst(4).prefix { $0 != "?" })
+            let shown = api.hasPrefix("auth/") ? api : log.path(api)
+            let what: String
+            switch result {
+            case .failure(let f): what = f.message
+            case .response(let r): what = APIFailure(r).summary.substituting(api, with: shown)
+            }
+            return "\(request.method.rawValue) \(shown): attempt \(attempt): \(what); trying again in \(delay) ms"
+        }(), {
+            var fields: [(String, LogValue)] = [("attempt", .int(attempt)), ("delay_ms", .int(delay))]
+            switch result {
+            case .failure(let f): fields.append(("class", .string(f.errorClass.rawValue)))
+            case .response(let r): fields.append(("status", .int(r.status)))
+            }
+            return fields
+        }())
+    }
+
+    /// How long a KV v2 version that the answering node has not seen yet is
+    /// asked for again. OpenBao standbys answer reads from their own copy of
+    /// Raft, a heartbeat behind the active node (40–100 ms measured with
+    /// performance_multiplier 1; the default 5 makes heartbeats 5 times
+    /// slower), so a version written just before the start, or just seen by
+    /// a watch on another node, may answer 404 there. A version that does
+    /// not exist at all fails this much later.
+    public static let unseenVersionWait = Duration.seconds(2)
+
     /// Sends requests and retries what the policy allows inside `deadline`.
+    /// Requests whose paths are in `pinned` read one KV v2 version, and an
+    /// "unseen" 404 is retried for them too, for `unseenVersionWait`.
     /// In auto mode, the first request that finds the broker unreachable
     /// switches every later request to the direct route, once.
-    func send(_ requests: [HTTPRequest], deadline: Deadline) throws(BaoWrapError) -> [HTTPResult] {
+    func send(_ requests: [HTTPRequest], deadline: Deadline, pinned: Set<String> = []) throws(BaoWrapError) -> [HTTPResult] {
         let probing = fallback != nil
-        var results = try engine.run(requests, concurrency: concurrency, deadline: deadline) { _, r in
+        let versionWait = Deadline(after: OpenBaoClient.unseenVersionWait)
+        var results = try engine.run(requests, concurrency: concurrency, deadline: deadline) { request, r in
             switch r {
             case .failure(let f):
                 // While probing the broker, a refused connection is an answer.
                 if probing && f.neverConnected { return false }
                 return RetryPolicy.isRetryable(f)
+            case .response(let resp) where resp.status == 404:
+                return pinned.contains(request.path) && !versionWait.hasPassed && OpenBaoClient.isUnseenVersion(resp)
             case .response(let resp):
                 return RetryPolicy.isRetryable(status: resp.status)
             }
@@ -140,7 +181,7 @@ public final class OpenBaoClient {
                     m.route = direct
                     return m
                 }
-                results = try send(moved, deadline: deadline)
+                results = try send(moved, deadline: deadline, pinned: pinned)
             } else if answered {
                 // The broker answered: auto never falls back after that.
                 fallback = nil
@@ -386,9 +427,22 @@ public final class OpenBaoClient {
         case deleted(destroyed: Bool, version: Int?)
     }
 
+    /// A KV v2 404 without the version's metadata: this node has no such
+    /// version (yet). A deleted or destroyed version answers 404 with it.
+    static func isUnseenVersion(_ r: HTTPResponse) -> Bool {
+        guard r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
+              doc.kind(doc.root) == .object else { return false }
+        return doc.path("data", "metadata") == nil
+    }
+
+    /// Reads, concurrently. A pinned KV v2 version is read as of the active
+    /// node: a standby that has not seen it yet is asked again (see
+    /// `unseenVersionWait`), so the version a watch just saw, or one written
+    /// just before the start, is never reported missing.
     public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
         let requests = reads.map { r in request(.get, "/v1/\(URLPath.escape(r.apiPath))" + (r.version.map { "?version=\($0)" } ?? "")) }
-        let results = try send(requests, deadline: deadline)
+        let pinned = Set(zip(reads, requests).filter { $0.0.version != nil && $0.0.kvVersion == 2 }.map { $0.1.path })
+        let results = try send(requests, deadline: deadline, pinned: pinned)
         return zip(reads, results).map { read, result in
             let what = "read of \(log.path(read.location))"
             guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath])) }

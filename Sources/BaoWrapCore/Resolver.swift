@@ -154,8 +154,11 @@ public final class Resolver {
             guard let i = readIndex[readKey(location, version)] else { return .failure(.config("internal: no read planned")) }
             return outcomes[i]
         }
-        func notFound(_ location: String) -> BaoWrapError {
-            BaoWrapError(.notFound, "secret \(log.path(location)) does not exist", hint: "check the path and the mount")
+        func notFound(_ location: String, _ version: Int? = nil) -> BaoWrapError {
+            if let version {
+                return BaoWrapError(.notFound, "version \(version) of \(log.path(location)) does not exist", hint: "check the pinned version")
+            }
+            return BaoWrapError(.notFound, "secret \(log.path(location)) does not exist", hint: "check the path and the mount")
         }
         func deleted(_ location: String, _ version: Int?, _ destroyed: Bool) -> BaoWrapError {
             BaoWrapError(.versionDeleted, "version \(version.map(String.init) ?? "latest") of \(log.path(location)) is \(destroyed ? "destroyed" : "deleted")",
@@ -166,7 +169,7 @@ public final class Resolver {
             let source = b.source(showPaths: config.showPaths)
             switch outcome(b.ref.location, b.ref.version) {
             case .failure(let e): missing(b.name, source, e)
-            case .success(.notFound): missing(b.name, source, notFound(b.ref.location))
+            case .success(.notFound): missing(b.name, source, notFound(b.ref.location, b.ref.version))
             case .success(.deleted(let destroyed, _)): missing(b.name, source, deleted(b.ref.location, b.ref.version, destroyed))
             case .success(.found(let body, let data, let version)):
                 guard let v = body.doc.member(data, b.ref.key) else {

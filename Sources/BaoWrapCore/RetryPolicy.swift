@@ -30,4 +30,18 @@ public enum RetryPolicy {
         let base = min(2000, 100 << min(attempt, 5))
         return base / 2 + Int(Double(base / 2) * random)
     }
+
+    /// The least time an attempt is started with: less than this cannot
+    /// cover even a TLS handshake to a nearby server.
+    public static let minimumAttemptMilliseconds = 100
+
+    /// The wait before the next attempt, or nil when no attempt fits before
+    /// the deadline any more. The last wait is cut short rather than
+    /// skipped, so a leader election that ends shortly before --timeout
+    /// still lets the start through.
+    public static func nextDelay(attempt: Int, random: Double, remainingMilliseconds: Int) -> Int? {
+        let room = remainingMilliseconds - minimumAttemptMilliseconds
+        guard room > 0 else { return nil }
+        return min(delayMilliseconds(attempt: attempt, random: random), room)
+    }
 }

@@ -30,6 +30,33 @@ import Testing
         let top = RetryPolicy.delayMilliseconds(attempt: attempt, random: 0.999_999)
         #expect(top >= low && top < high)
     }
+
+    // (attempt, random, remaining ms, wait): the backoff while it fits; then
+    // one shortened wait that leaves the last attempt 100 ms; then none.
+    @Test(arguments: [
+        (0, 0.0, 30_000, 50 as Int?), (4, 0.5, 30_000, 1200), (9, 0.0, 30_000, 1000),
+        (4, 0.5, 1_000, 900), (6, 0.0, 600, 500), (0, 0.0, 101, 1),
+        (0, 0.0, 100, nil), (0, 0.0, 40, nil), (3, 0.9, 0, nil),
+    ])
+    func nextDelay_usesTheTimeLeft(attempt: Int, random: Double, remaining: Int, wait: Int?) {
+        #expect(RetryPolicy.nextDelay(attempt: attempt, random: random, remainingMilliseconds: remaining) == wait)
+    }
+}
+
+@Suite struct UnseenVersionTests {
+    @Test func bare404_isAVersionThisNodeHasNotSeen() throws {
+        #expect(OpenBaoClient.isUnseenVersion(try response(404, Array(#"{"errors":[]}"#.utf8))))
+    }
+
+    @Test func deletedOrDestroyedVersion_isFinal() throws {
+        let deleted = #"{"data":{"data":null,"metadata":{"version":2,"deletion_time":"2026-01-01T00:00:00Z","destroyed":false}}}"#
+        #expect(!OpenBaoClient.isUnseenVersion(try response(404, Array(deleted.utf8))))
+    }
+
+    @Test func proxyPage_isNotOpenBaosAnswer() throws {
+        let page = try response(404, Array("<html><title>404 Not Found</title></html>".utf8), contentType: "text/html")
+        #expect(!OpenBaoClient.isUnseenVersion(page))
+    }
 }
 
 @Suite struct OpenBaoErrorClassTests {

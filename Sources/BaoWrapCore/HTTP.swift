@@ -250,13 +250,15 @@ public final class HTTPEngine {
                 guard msg.pointee.msg == CURLMSG_DONE, let h = msg.pointee.easy_handle, let t = active.removeValue(forKey: h) else { continue }
                 let code = msg.pointee.data.result
                 let r = complete(t, h, code)
+                let again = retry(t.request, r)
+                if again, case .response = r { Self.closeConnection(h) }
                 curl_multi_remove_handle(multi, h)
                 curl_easy_cleanup(h)
                 t.handle = nil
                 t.headers = nil
                 t.connectTo = nil
                 t.last = r
-                if retry(t.request, r) {
+                if again {
                     if let delay = RetryPolicy.nextDelay(attempt: t.attempt - 1, random: Double.random(in: 0..<1),
                                                          remainingMilliseconds: deadline.remainingMilliseconds) {
                         retried?(t.request, r, t.attempt, delay)
@@ -285,6 +287,18 @@ public final class HTTPEngine {
             }
         }
         return results.map { $0! }
+    }
+
+    /// Closes the connection an answer that will be retried came on, so the
+    /// next attempt connects anew. Behind a TCP load balancer a connection
+    /// stays with one node: reused, it would take every retry back to the
+    /// sealed node that answered 503. curl finds the connection dead and
+    /// drops it from its cache before any other request can reuse it.
+    private static func closeConnection(_ h: UnsafeMutableRawPointer) {
+        var fd: curl_socket_t = -1
+        if bw_easy_getinfo_socket(h, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK, fd >= 0 {
+            _ = system_shutdown(fd, CInt(SHUT_RDWR))
+        }
     }
 
     static let deadlineFailure = TransportFailure(code: Int32(CURLE_OPERATION_TIMEDOUT.rawValue), message: "deadline passed before the request could be sent",

@@ -14,6 +14,7 @@ import Glibc
 @inline(__always) func system_madvise(_ p: UnsafeMutableRawPointer, _ len: Int, _ advice: CInt) -> CInt { madvise(p, len, advice) }
 @inline(__always) func system_ftruncate(_ fd: CInt, _ len: Int) -> CInt { ftruncate(fd, off_t(len)) }
 @inline(__always) func system_close(_ fd: CInt) -> CInt { close(fd) }
+@inline(__always) func system_shutdown(_ fd: CInt, _ how: CInt) -> CInt { shutdown(fd, how) }
 @inline(__always) func system_open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: mode_t = 0) -> CInt { open(path, flags, mode) }
 @inline(__always) func system_fstat(_ fd: CInt, _ st: inout stat) -> CInt { fstat(fd, &st) }
 @inline(__always) func system_read(_ fd: CInt, _ buf: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, buf, n) }

@@ -138,6 +138,7 @@ CURLcode bw_easy_setopt_headerfn(CURL *h, bw_header_fn fn) { return curl_easy_se
 CURLcode bw_easy_getinfo_long(CURL *h, CURLINFO info, long *out) { return curl_easy_getinfo(h, info, out); }
 CURLcode bw_easy_getinfo_str(CURL *h, CURLINFO info, char **out) { return curl_easy_getinfo(h, info, out); }
 CURLcode bw_easy_getinfo_off(CURL *h, CURLINFO info, curl_off_t *out) { return curl_easy_getinfo(h, info, out); }
+CURLcode bw_easy_getinfo_socket(CURL *h, CURLINFO info, curl_socket_t *out) { return curl_easy_getinfo(h, info, out); }
 CURLMcode bw_multi_setopt_long(CURLM *m, CURLMoption opt, long value) { return curl_multi_setopt(m, opt, value); }
 CURLSHcode bw_share_setopt_long(CURLSH *s, CURLSHoption opt, long value) { return curl_share_setopt(s, opt, value); }
 const char *bw_curl_version(void) { return curl_version_info(CURLVERSION_NOW)->version; }

@@ -57,6 +57,7 @@ CURLcode bw_easy_setopt_headerfn(CURL *h, bw_header_fn fn);
 CURLcode bw_easy_getinfo_long(CURL *h, CURLINFO info, long *out);
 CURLcode bw_easy_getinfo_str(CURL *h, CURLINFO info, char **out);
 CURLcode bw_easy_getinfo_off(CURL *h, CURLINFO info, curl_off_t *out);
+CURLcode bw_easy_getinfo_socket(CURL *h, CURLINFO info, curl_socket_t *out);
 CURLMcode bw_multi_setopt_long(CURLM *m, CURLMoption opt, long value);
 CURLSHcode bw_share_setopt_long(CURLSH *s, CURLSHoption opt, long value);
 const char *bw_curl_version(void);

@@ -409,7 +409,8 @@ public final class HTTPEngine {
     /// handshake), so the error text is consulted; an EOF during the
     /// handshake is a load balancer with no backend, which is worth a retry.
     static func classify(code: CURLcode, detail: String, tooLarge: Bool, connected: Bool) -> TransportFailure {
-        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        // OpenSSL messages from curl can end in a space.
+        let text = (detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail).trimmingSpaces
         let lower = text.asciiLowercased
         let raw = Int32(code.rawValue)
         func f(_ c: ErrorClass, never: Bool = false) -> TransportFailure {

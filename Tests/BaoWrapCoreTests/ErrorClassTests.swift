@@ -137,6 +137,13 @@ import Testing
         #expect(f.message == "response larger than 4 MiB")
     }
 
+    @Test func tlsEOFFromALoadBalancer_isConnect_withoutTrailingSpace() {
+        let f = HTTPEngine.classify(code: CURLE_SSL_CONNECT_ERROR, detail: "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:8200 ",
+                                    tooLarge: false, connected: true)
+        #expect(f.errorClass == .connect)
+        #expect(f.message == "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:8200")
+    }
+
     @Test func emptyDetail_usesCurlsOwnText() {
         let f = HTTPEngine.classify(code: CURLE_COULDNT_CONNECT, detail: "", tooLarge: false, connected: false)
         #expect(f.message == "Couldn't connect to server")

@@ -11,7 +11,7 @@ REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export CURL_STATIC_PREFIX := $(CURL_PREFIX)
 export BW_BUILD_REVISION  := $(REVISION)
 
-.PHONY: all build deps baowrap baowrapctl image size test unit integration e2e demo clean
+.PHONY: all build deps baowrap baowrapctl image size test unit integration e2e ha demo clean
 
 all: build
 build: baowrap baowrapctl
@@ -58,7 +58,12 @@ integration: baowrap baowrapctl
 e2e: image
 	@Tests/e2e/run.sh
 
-test: unit integration e2e
+# The HA lane: 3 Raft nodes behind haproxy and nginx stream, failover and
+# sealed-node tests, 200 starts per fault (Tests/harness/ha, Tests/ha).
+ha: baowrap
+	@Tests/run-ha.sh
+
+test: unit integration e2e ha
 
 demo: baowrap
 	@scripts/demo.sh

@@ -9,6 +9,8 @@ declare -A groups=(
   # The real services the integration tests run against; gdb's gcore forces
   # a core of the (non-dumpable) wrapper for the memory-hygiene tests.
   [harness]="nginx python3-venv openssl curl jq gdb"
+  # make ha: the HA lane's load balancers (nginx stream is a separate module).
+  [ha]="haproxy libnginx-mod-stream"
   # make image: OCI image layout without a container daemon.
   [image]="umoci jq"
   # make e2e: the pods' static test app; unshare, setpriv, mount and chroot

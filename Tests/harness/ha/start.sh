@@ -162,7 +162,9 @@ done
 
 # --- load balancers -----------------------------------------------------------------
 # nginx stream: passive checks only (a refused connect marks a node failed
-# for 10 s); a sealed node still completes TCP and TLS, so it keeps traffic.
+# for fail_timeout); a sealed node still completes TCP and TLS, so it keeps
+# traffic. fail_timeout is 2 s rather than the default 10 s so a node the
+# previous test restarted takes traffic again by the next one.
 cat >"$STATE/lb/nginx.conf" <<EOF
 load_module $STREAM_MODULE;
 daemon off;
@@ -172,9 +174,9 @@ error_log $STATE/logs/nginx-error.log info;
 events { worker_connections 1024; }
 stream {
   upstream bao {
-    server 127.0.0.1:$NODE1_PORT max_fails=1 fail_timeout=10s;
-    server 127.0.0.1:$NODE2_PORT max_fails=1 fail_timeout=10s;
-    server 127.0.0.1:$NODE3_PORT max_fails=1 fail_timeout=10s;
+    server 127.0.0.1:$NODE1_PORT max_fails=1 fail_timeout=2s;
+    server 127.0.0.1:$NODE2_PORT max_fails=1 fail_timeout=2s;
+    server 127.0.0.1:$NODE3_PORT max_fails=1 fail_timeout=2s;
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;

@@ -435,10 +435,10 @@ public final class OpenBaoClient {
         return doc.path("data", "metadata") == nil
     }
 
-    /// Reads, concurrently. A pinned KV v2 version is read as of the active
-    /// node: a standby that has not seen it yet is asked again (see
-    /// `unseenVersionWait`), so the version a watch just saw, or one written
-    /// just before the start, is never reported missing.
+    /// Reads, concurrently. A pinned KV v2 version that the answering
+    /// standby has not seen yet is asked for again (`unseenVersionWait`), so
+    /// one written just before the start, or the one a watch just saw on
+    /// another node, is not reported missing.
     public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
         let requests = reads.map { r in request(.get, "/v1/\(URLPath.escape(r.apiPath))" + (r.version.map { "?version=\($0)" } ?? "")) }
         let pinned = Set(zip(reads, requests).filter { $0.0.version != nil && $0.0.kvVersion == 2 }.map { $0.1.path })

@@ -8,9 +8,11 @@ run's output is checked for every seeded value and JWT here too."""
 import importlib.util
 import json
 import os
+import re
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -131,6 +133,28 @@ class Cluster:
     def seal(self, n):
         self.sealed.add(n)
         self._node("seal", str(n))
+
+    def start(self, n):
+        self._node("start", str(n))
+        self.killed.discard(n)
+
+    def leaderless(self) -> int:
+        """Kills the active node and one standby: the survivor can elect no
+        leader, so the lane stays in an election's state until `start`
+        brings a node back. Returns the killed leader."""
+        leader = self.active()
+        self.kill(leader)
+        self.kill(next(n for n in (1, 2, 3) if n != leader))
+        return leader
+
+    def wait_haproxy(self, backend, n, state):
+        """Until haproxy's latest word on server nodeN of `backend` is
+        `state` (UP or DOWN)."""
+        log = Path(self.lane["HA_LOG_DIR"]) / "haproxy.log"
+        end = time.monotonic() + 20
+        while re.findall(rf"Server {backend}/node{n} is ([A-Z]+)", log.read_text())[-1:] != [state]:
+            assert time.monotonic() < end, f"haproxy never marked {backend}/node{n} {state}"
+            time.sleep(0.1)
 
     def restore(self):
         # A manually sealed node stays sealed until its process restarts.

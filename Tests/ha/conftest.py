@@ -89,11 +89,7 @@ class LaneBaowrap(integration.Baowrap):
         return self.base_env(BAOWRAP_ADDR=self.h[f"HA_{balancer.upper()}_ADDR"], **extra)
 
 
-@pytest.fixture(scope="session")
-def binary() -> Path:
-    b = Path(os.environ.get("BAOWRAP_BIN", REPO / "dist" / "baowrap")).resolve()
-    assert b.exists(), f"{b} missing: run `make baowrap` first"
-    return b
+binary = integration.binary
 
 
 @pytest.fixture

@@ -25,6 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from conftest import SECRET_ARGS, SECRETS, integration  # noqa: E402  (the tests' workload and log reader)
+
 # The error classes a fault in the cluster may legitimately end in.
 FAULT_CLASSES = {"connect", "timeout", "sealed"}
 
@@ -44,17 +47,6 @@ class Start:
     # Wall-clock times (s) of the retry lines, to bound the failure window.
     retry_times: list
     output: bytes = field(repr=False, default=b"")
-
-
-def parse_logs(stderr: bytes):
-    lines = []
-    for raw in stderr.decode(errors="replace").splitlines():
-        if raw.startswith("{"):
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                pass
-    return lines
 
 
 def answer(line) -> str:
@@ -84,7 +76,7 @@ def start_one(binary, env, args, outdir: Path, i: int) -> Start:
                 k, v = entry.split(b"=", 1)
                 child[k.decode()] = v.decode(errors="surrogateescape")
         out.unlink()
-    logs = parse_logs(proc.stderr)
+    logs = integration.Result(proc).logs
     retry_lines = [l for l in logs if l.get("event") == "retry"]
     return Start(
         returncode=proc.returncode, started=started, env=child, latency=latency,
@@ -183,9 +175,6 @@ def summary(wave: Wave, expected: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(HERE))
-    from conftest import SECRETS, SECRET_ARGS  # noqa: E402  (the tests' workload)
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", required=True, help="the lane's env file")
     p.add_argument("--binary", default=str(REPO / "dist" / "baowrap"))

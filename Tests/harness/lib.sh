@@ -32,3 +32,41 @@ group_alive() {
     done
     return 1
 }
+
+# Makes STATE a fresh, empty state dir: stops a harness still running there
+# (STOP_SCRIPT), refuses to wipe a directory this harness did not make, and
+# from then on stops whatever was started if the calling script fails.
+fresh_state_dir() { # STOP_SCRIPT
+    STOP_SCRIPT=$1
+    if compgen -G "$STATE/pids/*.pid" >/dev/null; then
+        echo "harness: already running in $STATE; stopping it first" >&2
+        "$STOP_SCRIPT" "$STATE"
+    fi
+    if [[ -d $STATE ]] && [[ -n $(ls -A "$STATE") ]] && [[ ! -e $STATE/$STATE_MARKER ]]; then
+        die "$STATE is not empty and was not made by this harness; refusing to wipe it"
+    fi
+    rm -rf "$STATE"
+    mkdir -p "$STATE/pids" "$STATE/logs"
+    touch "$STATE/$STATE_MARKER"
+    trap stop_on_failure EXIT
+}
+
+stop_on_failure() {
+    local rc=$?
+    if ((rc)); then
+        echo "harness: start failed; stopping what was started (logs in $STATE/logs)" >&2
+        "$STOP_SCRIPT" "$STATE"
+    fi
+}
+
+# Prints N free loopback ports, all held open together so none is handed
+# out twice.
+free_ports() { # N
+    "$PY" - "$1" <<'PYEOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PYEOF
+}

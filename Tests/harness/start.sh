@@ -18,38 +18,13 @@ JWT_ISSUER=https://issuer.baowrap.test
 NAMESPACE=team-a
 
 # A second start for the same state dir replaces the first rather than
-# fighting it for files.
-if compgen -G "$STATE/pids/*.pid" >/dev/null; then
-    echo "harness: already running in $STATE; stopping it first" >&2
-    "$HARNESS_DIR/stop.sh" "$STATE"
-fi
-if [[ -d $STATE ]] && [[ -n $(ls -A "$STATE") ]] && [[ ! -e $STATE/$STATE_MARKER ]]; then
-    die "$STATE is not empty and was not made by this harness; refusing to wipe it"
-fi
-rm -rf "$STATE"
-mkdir -p "$STATE"/{pki,keys,tokens,pids,logs,bao,nginx,seed}
-touch "$STATE/$STATE_MARKER"
+# fighting it for files; anything that fails from here on leaves no
+# half-started harness behind.
+fresh_state_dir "$HARNESS_DIR/stop.sh"
+mkdir -p "$STATE"/{pki,keys,tokens,bao,nginx,seed}
 
-# Anything that fails from here on leaves no half-started harness behind.
-on_exit() {
-    local rc=$?
-    if ((rc)); then
-        echo "harness: start failed; stopping what was started" >&2
-        "$HARNESS_DIR/stop.sh" "$STATE"
-    fi
-}
-trap on_exit EXIT
-
-# Free ports, all held open together so none is handed out twice.
 read -r BAO_PLAIN_PORT BAO_TLS_PORT BAO_MTLS_PORT TOKENREVIEW_PORT BROKER_PORT \
-    BROKER_MTLS_PORT BROKEN_UPSTREAM_PORT FAULT_PORT FAULT_CONTROL_PORT < <("$PY" - <<'PYEOF'
-import socket
-socks = [socket.socket() for _ in range(9)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-PYEOF
-)
+    BROKER_MTLS_PORT BROKEN_UPSTREAM_PORT FAULT_PORT FAULT_CONTROL_PORT < <(free_ports 9)
 
 # Background jobs for the slow, independent steps; plain `wait` would not
 # report their failures.

@@ -19,37 +19,12 @@ command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || die "no haproxy; 
 JWT_ISSUER=https://issuer.lane.test
 SERVER_NAME=bao.lane.test
 
-if compgen -G "$STATE/pids/*.pid" >/dev/null; then
-    echo "ha lane: already running in $STATE; stopping it first" >&2
-    "$HA_DIR/stop.sh" "$STATE"
-fi
-if [[ -d $STATE ]] && [[ -n $(ls -A "$STATE") ]] && [[ ! -e $STATE/$STATE_MARKER ]]; then
-    die "$STATE is not empty and was not made by this harness; refusing to wipe it"
-fi
-rm -rf "$STATE"
-mkdir -p "$STATE"/{pki,keys,tokens,pids,logs,transit,lb,seed} "$STATE"/node{1,2,3}/data
-touch "$STATE/$STATE_MARKER"
+fresh_state_dir "$HA_DIR/stop.sh"
+mkdir -p "$STATE"/{pki,keys,tokens,transit,lb,seed} "$STATE"/node{1,2,3}/data
 
-on_exit() {
-    local rc=$?
-    if ((rc)); then
-        echo "ha lane: start failed; stopping what was started (logs in $STATE/logs)" >&2
-        "$HA_DIR/stop.sh" "$STATE"
-    fi
-}
-trap on_exit EXIT
-
-# Free ports, all held open together so none is handed out twice.
 read -r TRANSIT_PLAIN_PORT TRANSIT_PORT TRANSIT_CLUSTER_PORT NODE1_PORT NODE1_CLUSTER_PORT \
     NODE2_PORT NODE2_CLUSTER_PORT NODE3_PORT NODE3_CLUSTER_PORT NGINX_PORT HAPROXY_PORT \
-    HAPROXY_ACTIVE_PORT < <("$PY" - <<'PYEOF'
-import socket
-socks = [socket.socket() for _ in range(12)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-PYEOF
-)
+    HAPROXY_ACTIVE_PORT < <(free_ports 12)
 for n in "${HA_NODES[@]}"; do
     p=NODE${n}_PORT c=NODE${n}_CLUSTER_PORT
     printf 'NODE%s_PORT=%s\nNODE%s_CLUSTER_PORT=%s\n' "$n" "${!p}" "$n" "${!c}"

@@ -11,7 +11,7 @@ REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export CURL_STATIC_PREFIX := $(CURL_PREFIX)
 export BW_BUILD_REVISION  := $(REVISION)
 
-.PHONY: all build deps baowrap baowrapctl image size test unit integration e2e ha demo clean
+.PHONY: all build deps baowrap baowrapctl image size test unit integration e2e ha demo bench clean
 
 all: build
 build: baowrap baowrapctl
@@ -68,5 +68,13 @@ test: unit integration e2e ha
 demo: baowrap
 	@scripts/demo.sh
 
+# Time to exec against OpenBao Agent, a bao CLI script and the physical
+# limit; rewrites the results in docs/benchmarks.md and docs/benchmarks.svg.
+# BENCH_ARGS passes options to bench/run.py (e.g. --wait-load 1.5).
+bench: baowrap
+	@scripts/install-deps.sh harness bench
+	@Tests/harness/setup.sh
+	@bench/run.sh $(BENCH_ARGS)
+
 clean:
-	rm -rf .build .build-ctl $(DIST)
+	rm -rf .build .build-ctl .build-bench $(DIST)

@@ -11,6 +11,10 @@ declare -A groups=(
   [harness]="nginx python3-venv openssl curl jq gdb"
   # make ha: the HA lane's load balancers (nginx stream is a separate module).
   [ha]="haproxy libnginx-mod-stream"
+  # make bench: the supervisor it is compared with, the chart, a C compiler
+  # for its two small tools and Debian's shared libcurl (HTTP/2) for the
+  # physical-limit client.
+  [bench]="tini gnuplot-nox libcurl4 gcc libc6-dev"
   # make image: OCI image layout without a container daemon.
   [image]="umoci jq"
   # make e2e: the pods' static test app; unshare, setpriv, mount and chroot

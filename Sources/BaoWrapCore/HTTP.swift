@@ -170,7 +170,8 @@ public final class HTTPEngine {
     /// its attempt number `attempt` got, and the wait in milliseconds.
     public var retried: ((_ request: HTTPRequest, _ result: AttemptResult, _ attempt: Int, _ delay: Int) -> Void)?
 
-    public init(userAgent: String) {
+    public init(userAgent: String) throws(BaoWrapError) {
+        guard bw_tls_init() == 0 else { throw BaoWrapError(.system, "initialising OpenSSL and libcurl failed") }
         multi = curl_multi_init()
         share = curl_share_init()
         self.userAgent = userAgent

@@ -79,7 +79,7 @@ public final class Startup {
     /// Picks the route and gets a token: a JWT login, or the static token.
     private func logIn(deadline: Deadline) throws(BaoWrapError) -> OpenBaoClient {
         let (primary, fallback) = try Startup.routes(config)
-        let engine = HTTPEngine(userAgent: Version.userAgent)
+        let engine = try HTTPEngine(userAgent: Version.userAgent)
         engine.interrupt = interrupt
         let client = OpenBaoClient(engine: engine, route: primary, fallback: fallback, namespace: config.namespace, log: log)
         self.client = client

@@ -116,11 +116,18 @@ int bw_install_wiping_allocators(void) {
     if (!CRYPTO_set_mem_functions(o_malloc, o_realloc, o_free)) return -1;
     // Never read openssl.cnf (OPENSSL_CONF, /usr/lib/ssl/openssl.cnf): the
     // workload's image could carry one that weakens TLS. libcurl is also
-    // built with --disable-openssl-auto-load-config; this holds even for
-    // OpenSSL calls made before libcurl's.
+    // built with --disable-openssl-auto-load-config; settling it here holds
+    // for every OpenSSL call, the ones before libcurl's included.
+    return OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) ? 0 : -1;
+}
+
+int bw_tls_init(void) {
+    static int done;  // main thread only
+    if (done) return 0;
     if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL)) return -1;
     if (curl_global_init_mem(CURL_GLOBAL_SSL, w_malloc, w_free, w_realloc, w_strdup, w_calloc) != CURLE_OK)
         return -1;
+    done = 1;
     return 0;
 }
 

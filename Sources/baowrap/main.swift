@@ -11,9 +11,10 @@ func main() -> Int32 {
         StandardErrorSink().write(line: "baowrap: \(error.errorClass.rawValue): \(error.rendered)")
         return ExitStatus.wrapperFailure.code
     }
-    // 2. Hygiene before any secret exists: wiping allocators for OpenSSL and
-    //    libcurl (must precede their first use), and no core dumps or
-    //    ptrace/proc access by same-uid processes.
+    // 2. Hygiene before any secret exists: the wiping allocator for OpenSSL
+    //    (must precede its first use; libcurl gets it when the HTTP engine
+    //    starts), and no core dumps or ptrace/proc access by same-uid
+    //    processes.
     _ = bw_install_wiping_allocators()
     _ = bw_set_dumpable(0)
 

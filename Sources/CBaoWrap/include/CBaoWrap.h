@@ -32,12 +32,17 @@ int bw_getopt_long(int argc, char *const argv[], const char *shortopts,
 
 // MARK: allocators
 
-// Routes OpenSSL's and libcurl's heap allocations through an allocator that
-// wipes every block on free and realloc, so no decrypted record, header or
-// token copy lingers in freed heap memory, and initialises OpenSSL without
-// its configuration file. Must run before any other OpenSSL or libcurl call.
-// Returns 0, or -1 if OpenSSL had already allocated.
+// Routes OpenSSL's heap allocations through an allocator that wipes every
+// block on free and realloc, so no decrypted record, header or token copy
+// lingers in freed heap memory, and settles that OpenSSL never reads its
+// configuration file. Must run before any other OpenSSL call. Returns 0, or
+// -1 if OpenSSL had already allocated.
 int bw_install_wiping_allocators(void);
+
+// Initialises libssl and libcurl (libcurl with the same wiping allocator).
+// About 0.3 ms, so it runs only when OpenBao is contacted, before the first
+// libcurl call; later calls do nothing. Returns 0 or -1.
+int bw_tls_init(void);
 
 // Number of blocks the wiping allocator has wiped (for tests and diagnostics).
 unsigned long bw_wiped_blocks(void);

@@ -69,6 +69,9 @@ public struct HTTPRequest {
     /// locked memory that the caller keeps alive until the request is done.
     /// They are linked into curl's header list in place, never copied.
     var secretHeaders: [UnsafePointer<CChar>] = []
+    /// Reads one KV v2 version: a 404 may only mean that the answering
+    /// standby has not seen it yet, which the client's retry rule allows for.
+    var pinnedVersion = false
 
     public init(_ method: Method, _ path: String, route: Route, body: LockedBuffer? = nil) {
         self.method = method
@@ -211,11 +214,17 @@ public final class HTTPEngine {
         }
     }
 
+    /// Told that request `finished` is done, with every result so far (nil:
+    /// not done yet); returns requests to add to the same run.
+    public typealias FollowUp = (_ finished: Int, _ results: [HTTPResult?]) throws(BaoWrapError) -> [HTTPRequest]
+
     /// Runs `requests`, at most `concurrency` at a time. `retry` says whether
-    /// an attempt's result deserves another attempt. Results come back in
-    /// request order.
+    /// an attempt's result deserves another attempt; `followUp` may add
+    /// requests as results arrive, so they need not wait for the slowest of
+    /// the others. Results come back in request order, added ones last.
     public func run(_ requests: [HTTPRequest], concurrency: Int, deadline: Deadline,
-                    retry: (HTTPRequest, AttemptResult) -> Bool) throws(BaoWrapError) -> [HTTPResult] {
+                    retry: (HTTPRequest, AttemptResult) -> Bool,
+                    followUp: FollowUp? = nil) throws(BaoWrapError) -> [HTTPResult] {
         var results = [HTTPResult?](repeating: nil, count: requests.count)
         var queue = requests.enumerated().map { Transfer(index: $0.offset, request: $0.element) }
         var active: [UnsafeMutableRawPointer: Transfer] = [:]
@@ -226,8 +235,12 @@ public final class HTTPEngine {
             }
         }
 
-        func finish(_ t: Transfer, _ r: AttemptResult, deadlinePassed: Bool) {
+        func finish(_ t: Transfer, _ r: AttemptResult, deadlinePassed: Bool) throws(BaoWrapError) {
             results[t.index] = HTTPResult(result: r, attempts: t.attempt, deadlinePassed: deadlinePassed)
+            for more in try followUp?(t.index, results) ?? [] {
+                queue.append(Transfer(index: results.count, request: more))
+                results.append(nil)
+            }
         }
 
         while !queue.isEmpty || !active.isEmpty {
@@ -236,7 +249,7 @@ public final class HTTPEngine {
                 let t = queue.remove(at: i)
                 let remaining = deadline.remainingMilliseconds
                 if remaining <= 0 {
-                    finish(t, t.last ?? .failure(Self.deadlineFailure), deadlinePassed: true)
+                    try finish(t, t.last ?? .failure(Self.deadlineFailure), deadlinePassed: true)
                     continue
                 }
                 let h = try start(t, timeout: min(remaining, attemptTimeoutMilliseconds))
@@ -266,10 +279,10 @@ public final class HTTPEngine {
                         t.readyAt = Deadline.now() + UInt64(delay) * 1_000_000
                         queue.append(t)
                     } else {
-                        finish(t, r, deadlinePassed: true)
+                        try finish(t, r, deadlinePassed: true)
                     }
                 } else {
-                    finish(t, r, deadlinePassed: false)
+                    try finish(t, r, deadlinePassed: false)
                 }
             }
             if queue.isEmpty && active.isEmpty { break }

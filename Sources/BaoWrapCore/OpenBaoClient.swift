@@ -147,25 +147,26 @@ public final class OpenBaoClient {
     public static let unseenVersionWait = Duration.seconds(2)
 
     /// Sends requests and retries what the policy allows inside `deadline`.
-    /// Requests whose paths are in `pinned` read one KV v2 version, and an
-    /// "unseen" 404 is retried for them too, for `unseenVersionWait`.
+    /// A request marked `pinnedVersion` reads one KV v2 version, and an
+    /// "unseen" 404 is retried for it too, for `unseenVersionWait`.
     /// In auto mode, the first request that finds the broker unreachable
     /// switches every later request to the direct route, once.
-    func send(_ requests: [HTTPRequest], deadline: Deadline, pinned: Set<String> = []) throws(BaoWrapError) -> [HTTPResult] {
+    func send(_ requests: [HTTPRequest], deadline: Deadline,
+              followUp: HTTPEngine.FollowUp? = nil) throws(BaoWrapError) -> [HTTPResult] {
         let probing = fallback != nil
         let versionWait = Deadline(after: OpenBaoClient.unseenVersionWait)
-        var results = try engine.run(requests, concurrency: concurrency, deadline: deadline) { request, r in
+        var results = try engine.run(requests, concurrency: concurrency, deadline: deadline, retry: { request, r in
             switch r {
             case .failure(let f):
                 // While probing the broker, a refused connection is an answer.
                 if probing && f.neverConnected { return false }
                 return RetryPolicy.isRetryable(f)
             case .response(let resp) where resp.status == 404:
-                return pinned.contains(request.path) && !versionWait.hasPassed && OpenBaoClient.isUnseenVersion(resp)
+                return request.pinnedVersion && !versionWait.hasPassed && OpenBaoClient.isUnseenVersion(resp)
             case .response(let resp):
                 return RetryPolicy.isRetryable(status: resp.status)
             }
-        }
+        }, followUp: followUp)
         if let direct = fallback {
             let unreachable = results.contains { if case .failure(let f) = $0.result { return f.neverConnected } else { return false } }
             let answered = results.contains { if case .response = $0.result { return true } else { return false } }
@@ -181,7 +182,7 @@ public final class OpenBaoClient {
                     m.route = direct
                     return m
                 }
-                results = try send(moved, deadline: deadline, pinned: pinned)
+                results = try send(moved, deadline: deadline, followUp: followUp)
             } else if answered {
                 // The broker answered: auto never falls back after that.
                 fallback = nil
@@ -384,27 +385,55 @@ public final class OpenBaoClient {
     /// serves it and its KV version. nil where the server would not say (403
     /// for narrow policies, 404 without the endpoint); errors otherwise.
     public func mounts(for locations: [String], deadline: Deadline) throws(BaoWrapError) -> [Result<MountInfo?, BaoWrapError>] {
-        let results = try send(locations.map { request(.get, "/v1/sys/internal/ui/mounts/\(URLPath.escape($0))") }, deadline: deadline)
-        return zip(locations, results).map { location, result in
-            let what = "mount lookup for \(log.path(location))"
-            guard case .response(let r) = result.result else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
-            defer { r.body.wipe() }
-            if r.status == 403 || r.status == 404 || r.status == 405 { return .success(nil) }
-            guard (200...299).contains(r.status) else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
-            do throws(BaoWrapError) {
-                let p = try parsed(r, what: what)
-                let doc = p.doc
-                guard let data = doc.member(doc.root, "data"), let path = doc.member(data, "path").flatMap(doc.string) else {
-                    return .success(nil)
-                }
-                let type = doc.member(data, "type").flatMap(doc.string) ?? ""
-                let versionText = doc.path("data", "options", "version").flatMap(doc.string) ?? "1"
-                var mount = path
-                while mount.hasSuffix("/") { mount.removeLast() }
-                return .success(MountInfo(path: mount, type: type, version: versionText == "2" ? 2 : 1))
-            } catch {
-                return .failure(error)
+        try mountsAndReads(locations, [], deadline: deadline).mounts
+    }
+
+    /// Mount lookups and KV reads sent together, concurrently: the resolver
+    /// reads what it can guess while the lookups confirm the guess. When the
+    /// last lookup has answered, `then` gets every answer and may add reads
+    /// to the same run (where a guess was wrong), so those need not wait for
+    /// the slowest of the guessed reads; they come back in `added`.
+    public func mountsAndReads(_ locations: [String], _ reads: [Read], deadline: Deadline,
+                               then: (([Result<MountInfo?, BaoWrapError>]) throws(BaoWrapError) -> [Read])? = nil)
+        throws(BaoWrapError) -> (mounts: [Result<MountInfo?, BaoWrapError>], reads: [Result<ReadOutcome, BaoWrapError>],
+                                 added: [(Read, Result<ReadOutcome, BaoWrapError>)]) {
+        let lookups = locations.count
+        var mounts: [Result<MountInfo?, BaoWrapError>] = []
+        var added: [Read] = []
+        let results = try send(locations.map(mountRequest) + reads.map(readRequest), deadline: deadline) { (finished, results) throws(BaoWrapError) in
+            // Once a run (a broker fallback starts another): at the last lookup's answer.
+            guard finished < lookups, results[0..<lookups].allSatisfy({ $0 != nil }) else { return [] }
+            mounts = zip(locations, results[0..<lookups]).map { self.decodeMount($0, $1!) }
+            added = try then?(mounts) ?? []
+            return added.map(self.readRequest)
+        }
+        let answers = zip(reads + added, results.dropFirst(lookups)).map(decodeRead)
+        return (mounts, Array(answers.prefix(reads.count)), Array(zip(added, answers.dropFirst(reads.count))))
+    }
+
+    private func mountRequest(_ location: String) -> HTTPRequest {
+        request(.get, "/v1/sys/internal/ui/mounts/\(URLPath.escape(location))")
+    }
+
+    private func decodeMount(_ location: String, _ result: HTTPResult) -> Result<MountInfo?, BaoWrapError> {
+        let what = "mount lookup for \(log.path(location))"
+        guard case .response(let r) = result.result else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
+        defer { r.body.wipe() }
+        if r.status == 403 || r.status == 404 || r.status == 405 { return .success(nil) }
+        guard (200...299).contains(r.status) else { return .failure(failure(result, .mount, what: what, hiding: [location])) }
+        do throws(BaoWrapError) {
+            let p = try parsed(r, what: what)
+            let doc = p.doc
+            guard let data = doc.member(doc.root, "data"), let path = doc.member(data, "path").flatMap(doc.string) else {
+                return .success(nil)
             }
+            let type = doc.member(data, "type").flatMap(doc.string) ?? ""
+            let versionText = doc.path("data", "options", "version").flatMap(doc.string) ?? "1"
+            var mount = path
+            while mount.hasSuffix("/") { mount.removeLast() }
+            return .success(MountInfo(path: mount, type: type, version: versionText == "2" ? 2 : 1))
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -440,61 +469,66 @@ public final class OpenBaoClient {
     /// one written just before the start, or the one a watch just saw on
     /// another node, is not reported missing.
     public func read(_ reads: [Read], deadline: Deadline) throws(BaoWrapError) -> [Result<ReadOutcome, BaoWrapError>] {
-        let requests = reads.map { r in request(.get, "/v1/\(URLPath.escape(r.apiPath))" + (r.version.map { "?version=\($0)" } ?? "")) }
-        let pinned = Set(zip(reads, requests).filter { $0.0.version != nil && $0.0.kvVersion == 2 }.map { $0.1.path })
-        let results = try send(requests, deadline: deadline, pinned: pinned)
-        return zip(reads, results).map { read, result in
-            let what = "read of \(log.path(read.location))"
-            guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath])) }
-            if r.status == 404 {
-                defer { r.body.wipe() }
-                // A deleted or destroyed v2 version answers 404 with its metadata.
-                if read.kvVersion == 2, r.looksLikeJSON,
-                   let p = try? parsed(r, what: what), let meta = p.doc.path("data", "metadata"), p.doc.kind(meta) == .object {
-                    let destroyed = p.doc.member(meta, "destroyed").flatMap(p.doc.bool) ?? false
-                    let deletion = p.doc.member(meta, "deletion_time").flatMap(p.doc.string) ?? ""
-                    if destroyed || !deletion.isEmpty {
-                        return .success(.deleted(destroyed: destroyed, version: p.doc.member(meta, "version").flatMap(p.doc.int)))
-                    }
+        try mountsAndReads([], reads, deadline: deadline).reads
+    }
+
+    private func readRequest(_ r: Read) -> HTTPRequest {
+        var q = request(.get, "/v1/\(URLPath.escape(r.apiPath))" + (r.version.map { "?version=\($0)" } ?? ""))
+        q.pinnedVersion = r.version != nil && r.kvVersion == 2
+        return q
+    }
+
+    private func decodeRead(_ read: Read, _ result: HTTPResult) -> Result<ReadOutcome, BaoWrapError> {
+        let what = "read of \(log.path(read.location))"
+        guard case .response(let r) = result.result else { return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath])) }
+        if r.status == 404 {
+            defer { r.body.wipe() }
+            // A deleted or destroyed v2 version answers 404 with its metadata.
+            if read.kvVersion == 2, r.looksLikeJSON,
+               let p = try? parsed(r, what: what), let meta = p.doc.path("data", "metadata"), p.doc.kind(meta) == .object {
+                let destroyed = p.doc.member(meta, "destroyed").flatMap(p.doc.bool) ?? false
+                let deletion = p.doc.member(meta, "deletion_time").flatMap(p.doc.string) ?? ""
+                if destroyed || !deletion.isEmpty {
+                    return .success(.deleted(destroyed: destroyed, version: p.doc.member(meta, "version").flatMap(p.doc.int)))
                 }
-                let f = APIFailure(r)
-                // An OpenBao 404 carries {"errors":[]}; a proxy's 404 page means a wrong prefix.
-                if f.foreignBody != nil && !r.body.isEmpty {
-                    return .failure(BaoWrapError(.badResponse, "\(what): \(f.summary)", hint: "is the broker's path prefix right?"))
-                }
-                return .success(.notFound)
             }
-            guard (200...299).contains(r.status) else {
-                defer { r.body.wipe() }
-                return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath]))
+            let f = APIFailure(r)
+            // An OpenBao 404 carries {"errors":[]}; a proxy's 404 page means a wrong prefix.
+            if f.foreignBody != nil && !r.body.isEmpty {
+                return .failure(BaoWrapError(.badResponse, "\(what): \(f.summary)", hint: "is the broker's path prefix right?"))
             }
-            do throws(BaoWrapError) {
-                let p = try parsed(r, what: what)
-                let doc = p.doc
-                let data: Int?
-                var version: Int? = nil
-                if read.kvVersion == 2 {
-                    data = doc.path("data", "data")
-                    version = doc.path("data", "metadata", "version").flatMap(doc.int)
-                } else {
-                    data = doc.member(doc.root, "data")
-                }
-                guard let data else {
-                    p.body.wipe()
-                    return .failure(BaoWrapError(.badResponse, "\(what): the answer has no data"))
-                }
-                if doc.kind(data) == .null {
-                    p.body.wipe()
-                    return .success(.deleted(destroyed: false, version: version))
-                }
-                guard doc.kind(data) == .object else {
-                    p.body.wipe()
-                    return .failure(BaoWrapError(.badResponse, "\(what): the secret's data is not an object"))
-                }
-                return .success(.found(p, data: data, version: version))
-            } catch {
-                return .failure(error)
+            return .success(.notFound)
+        }
+        guard (200...299).contains(r.status) else {
+            defer { r.body.wipe() }
+            return .failure(failure(result, .read, what: what, hiding: [read.location, read.apiPath]))
+        }
+        do throws(BaoWrapError) {
+            let p = try parsed(r, what: what)
+            let doc = p.doc
+            let data: Int?
+            var version: Int? = nil
+            if read.kvVersion == 2 {
+                data = doc.path("data", "data")
+                version = doc.path("data", "metadata", "version").flatMap(doc.int)
+            } else {
+                data = doc.member(doc.root, "data")
             }
+            guard let data else {
+                p.body.wipe()
+                return .failure(BaoWrapError(.badResponse, "\(what): the answer has no data"))
+            }
+            if doc.kind(data) == .null {
+                p.body.wipe()
+                return .success(.deleted(destroyed: false, version: version))
+            }
+            guard doc.kind(data) == .object else {
+                p.body.wipe()
+                return .failure(BaoWrapError(.badResponse, "\(what): the secret's data is not an object"))
+            }
+            return .success(.found(p, data: data, version: version))
+        } catch {
+            return .failure(error)
         }
     }
 

@@ -78,44 +78,67 @@ public final class Resolver {
         }
     }
 
+    /// The distinct reads of a set of plans: a location with several keys is
+    /// read once per distinct pinned version, and so is a secret written both
+    /// ways (secret/app/db and secret/data/app/db).
+    struct PlannedReads {
+        var reads: [OpenBaoClient.Read] = []
+        /// `readKey(location, version)` to its read.
+        var index: [String: Int] = [:]
+        var failures: [String: BaoWrapError] = [:]
+    }
+
+    static func readKey(_ location: String, _ version: Int?) -> String { "\(location)#\(version.map(String.init) ?? "")" }
+
+    func plannedReads(_ plans: [String: Result<Plan, BaoWrapError>], pins: [String: Int]) -> PlannedReads {
+        var out = PlannedReads()
+        var byAPIPath: [String: Int] = [:]
+        func add(_ location: String, _ version: Int?) {
+            guard case .success(let p)? = plans[location] else { return }
+            let k = Resolver.readKey(location, version)
+            if version != nil && p.kvVersion == 1 && !p.probe {
+                out.failures[k] = .config("#VERSION given for \(log.path(location)), which is on a KV v1 mount", hint: "only KV v2 keeps versions")
+                return
+            }
+            guard out.index[k] == nil else { return }
+            let version = version ?? pins[location]
+            // A probe may still turn into a v1 read of its own location.
+            let api = Resolver.readKey(p.apiPath, version) + (p.probe ? "?" + location : "")
+            if let i = byAPIPath[api] {
+                out.index[k] = i
+                return
+            }
+            byAPIPath[api] = out.reads.count
+            out.index[k] = out.reads.count
+            out.reads.append(.init(apiPath: p.apiPath, version: version, kvVersion: p.kvVersion, location: location))
+        }
+        for b in config.secrets { add(b.ref.location, b.ref.version) }
+        for p in config.fromPaths { add(p.location, nil) }
+        return out
+    }
+
+    /// What makes two reads the same request.
+    static func requestKey(_ r: OpenBaoClient.Read) -> String { "\(r.kvVersion):\(readKey(r.apiPath, r.version))" }
+
     /// `pins` gives unpinned locations a version to read: the watch re-reads
     /// exactly the versions its check saw.
     public func resolve(deadline: Deadline, pins: [String: Int] = [:]) throws(BaoWrapError) -> Outcome {
         let locations = uniqued(config.secrets.map(\.ref.location) + config.fromPaths.map(\.location))
-        let plans = try plan(locations, deadline: deadline)
-
-        // Distinct reads: a location with several keys is read once per
-        // distinct pinned version, and so is a secret written both ways
-        // (secret/app/db and secret/data/app/db).
-        var reads: [OpenBaoClient.Read] = []
-        var readIndex: [String: Int] = [:]
-        var readByAPIPath: [String: Int] = [:]
-        var planFailure: [String: BaoWrapError] = [:]
-        func readKey(_ location: String, _ version: Int?) -> String { "\(location)#\(version.map(String.init) ?? "")" }
-        func addRead(_ location: String, _ version: Int?) {
-            guard let plan = plans[location] else { return }
-            guard case .success(let p) = plan else { return }
-            if version != nil && p.kvVersion == 1 && !p.probe {
-                planFailure[readKey(location, version)] = .config("#VERSION given for \(log.path(location)), which is on a KV v1 mount", hint: "only KV v2 keeps versions")
-                return
-            }
-            let k = readKey(location, version)
-            guard readIndex[k] == nil else { return }
-            let version = version ?? pins[location]
-            // A probe may still turn into a v1 read of its own location.
-            let api = readKey(p.apiPath, version) + (p.probe ? "?" + location : "")
-            if let i = readByAPIPath[api] {
-                readIndex[k] = i
-                return
-            }
-            readByAPIPath[api] = reads.count
-            readIndex[k] = reads.count
-            reads.append(.init(apiPath: p.apiPath, version: version, kvVersion: p.kvVersion, location: location))
+        var answers: [String: Result<OpenBaoClient.ReadOutcome, BaoWrapError>] = [:]
+        let plans = try plan(locations, pins: pins, deadline: deadline, answers: &answers)
+        let planned = plannedReads(plans, pins: pins)
+        var reads = planned.reads
+        let unanswered = reads.filter { answers[Resolver.requestKey($0)] == nil }
+        if !unanswered.isEmpty {
+            for (r, o) in zip(unanswered, try client.read(unanswered, deadline: deadline)) { answers[Resolver.requestKey(r)] = o }
         }
-        for b in config.secrets { addRead(b.ref.location, b.ref.version) }
-        for p in config.fromPaths { addRead(p.location, nil) }
+        var outcomes = reads.map { answers[Resolver.requestKey($0)]! }
+        // Guesses the plan did not keep are thrown away.
+        let kept = Set(reads.map(Resolver.requestKey))
+        for (k, answer) in answers where !kept.contains(k) {
+            if case .success(.found(let body, _, _)) = answer { body.body.wipe() }
+        }
 
-        var outcomes = try client.read(reads, deadline: deadline)
         // Probed locations that were not found as v2 are tried as v1.
         var retryV1: [Int] = []
         for (i, r) in reads.enumerated() where plans[r.location].flatMap({ try? $0.get() })?.probe == true {
@@ -149,9 +172,9 @@ public final class Resolver {
             }
         }
         func outcome(_ location: String, _ version: Int?) -> Result<OpenBaoClient.ReadOutcome, BaoWrapError> {
-            if let e = planFailure[readKey(location, version)] { return .failure(e) }
+            if let e = planned.failures[Resolver.readKey(location, version)] { return .failure(e) }
             if case .failure(let e)? = plans[location] { return .failure(e) }
-            guard let i = readIndex[readKey(location, version)] else { return .failure(.config("internal: no read planned")) }
+            guard let i = planned.index[Resolver.readKey(location, version)] else { return .failure(.config("internal: no read planned")) }
             return outcomes[i]
         }
         func notFound(_ location: String, _ version: Int? = nil) -> BaoWrapError {
@@ -216,7 +239,7 @@ public final class Resolver {
             }
         }
         for location in uniqued(config.secrets.filter { $0.ref.version == nil }.map(\.ref.location) + config.fromPaths.map(\.location)) {
-            guard let i = readIndex[readKey(location, nil)], case .success(let plan)? = plans[location] else { continue }
+            guard let i = planned.index[Resolver.readKey(location, nil)], case .success(let plan)? = plans[location] else { continue }
             let read = reads[i]
             let state: SecretState
             switch outcomes[i] {
@@ -233,68 +256,91 @@ public final class Resolver {
         return out
     }
 
+    /// A location's plan when no lookup is needed: the path says
+    /// `MOUNT/data/`, or its mount was looked up earlier in the run.
+    func knownPlan(_ loc: String) -> Result<Plan, BaoWrapError>? {
+        let first = loc.prefix { $0 != "/" }
+        if SecretRef.isV2APIForm(loc) {
+            return .success(.v2(mount: first, path: loc.dropFirst(first.count + 6), probe: false))
+        }
+        guard let m = mountCache[String(first)], loc.hasPrefix(m.path + "/") else { return nil }
+        guard m.type == "kv" || m.type == "generic" else {
+            return .failure(.config("\(log.path(loc)) is on a \(m.type) mount, not a KV secrets engine"))
+        }
+        let rest = loc.dropFirst(m.path.count + 1)
+        // A v2 path already in the API form (nested mounts reach here) keeps its data/.
+        return .success(m.version == 2 ? .v2(mount: Substring(m.path), path: rest.hasPrefix("data/") ? rest.dropFirst(5) : rest, probe: false)
+                                       : Plan(apiPath: loc, kvVersion: 1, probe: false))
+    }
+
     /// Decides, per location, the API path and KV version: from the path
     /// itself when it says `MOUNT/data/`, else from one mount lookup per
-    /// first segment (cached for the run).
-    func plan(_ locations: [String], deadline: Deadline) throws(BaoWrapError) -> [String: Result<Plan, BaoWrapError>] {
+    /// first segment (cached for the run). While a lookup runs, its
+    /// locations are already read as KV v2 on their first segment, the
+    /// common case, and the reads a wrong guess calls for go out as soon as
+    /// the lookups have answered: lookups cost no round trip of their own.
+    /// Every answer goes to `answers`, by `requestKey`.
+    func plan(_ locations: [String], pins: [String: Int], deadline: Deadline,
+              answers: inout [String: Result<OpenBaoClient.ReadOutcome, BaoWrapError>]) throws(BaoWrapError) -> [String: Result<Plan, BaoWrapError>] {
         var plans: [String: Result<Plan, BaoWrapError>] = [:]
         var pending: [String] = []
         for loc in locations {
-            if SecretRef.isV2APIForm(loc) {
-                let first = loc.prefix { $0 != "/" }
-                plans[loc] = .success(.v2(mount: first, path: loc.dropFirst(first.count + 6), probe: false))
-            } else {
-                pending.append(loc)
-            }
+            if let known = knownPlan(loc) { plans[loc] = known } else { pending.append(loc) }
         }
         var lookupFailure: [String: BaoWrapError] = [:]
         var unknown: Set<String> = []
-        // Up to two rounds: one lookup per first segment, then one for each
-        // location the first answer did not cover (a nested mount).
-        for _ in 0..<2 where !pending.isEmpty {
-            var representatives: [String] = []
-            var seen: Set<String> = []
-            for loc in pending {
-                let first = String(loc.split(separator: "/")[0])
-                if let m = mountCache[first], loc.hasPrefix(m.path + "/") { continue }
-                if unknown.contains(first) || lookupFailure[first] != nil { continue }
-                if seen.insert(first).inserted { representatives.append(loc) }
-            }
-            if !representatives.isEmpty {
-                let found = try client.mounts(for: representatives, deadline: deadline)
-                for (loc, r) in zip(representatives, found) {
-                    let first = String(loc.split(separator: "/")[0])
-                    switch r {
-                    case .success(let info?): mountCache[first] = info
-                    case .success(nil): unknown.insert(first)
-                    case .failure(let e): lookupFailure[first] = e
-                    }
+        func first(_ loc: String) -> String { String(loc.prefix { $0 != "/" }) }
+        // The plans the lookups allow; what they leave open stays pending.
+        func apply(_ representatives: [String], _ found: [Result<OpenBaoClient.MountInfo?, BaoWrapError>]) {
+            for (loc, r) in zip(representatives, found) {
+                let f = first(loc)
+                unknown.remove(f)
+                lookupFailure[f] = nil
+                switch r {
+                case .success(let info?): mountCache[f] = info
+                case .success(nil): unknown.insert(f)
+                case .failure(let e): lookupFailure[f] = e
                 }
             }
             var next: [String] = []
             for loc in pending {
-                let first = String(loc.split(separator: "/")[0])
-                if let e = lookupFailure[first] {
+                let f = first(loc)
+                if let e = lookupFailure[f] {
                     plans[loc] = .failure(e)
-                } else if unknown.contains(first) {
-                    let rest = loc.dropFirst(first.count + 1)
-                    plans[loc] = .success(.v2(mount: Substring(first), path: rest, probe: true))
-                } else if let m = mountCache[first], loc.hasPrefix(m.path + "/") {
-                    guard m.type == "kv" || m.type == "generic" else {
-                        plans[loc] = .failure(.config("\(log.path(loc)) is on a \(m.type) mount, not a KV secrets engine"))
-                        continue
-                    }
-                    let rest = loc.dropFirst(m.path.count + 1)
-                    // A v2 path already in the API form (nested mounts reach here) keeps its data/.
-                    plans[loc] = .success(m.version == 2 ? .v2(mount: Substring(m.path), path: rest.hasPrefix("data/") ? rest.dropFirst(5) : rest, probe: false)
-                                                         : Plan(apiPath: loc, kvVersion: 1, probe: false))
+                } else if unknown.contains(f) {
+                    plans[loc] = .success(.v2(mount: Substring(f), path: loc.dropFirst(f.count + 1), probe: true))
+                } else if let known = knownPlan(loc) {
+                    plans[loc] = known
                 } else {
+                    plans[loc] = nil
                     next.append(loc)
                 }
             }
             // A location outside the cached mount gets its own lookup.
-            for loc in next { mountCache.removeValue(forKey: String(loc.split(separator: "/")[0])) }
+            for loc in next { mountCache.removeValue(forKey: first(loc)) }
             pending = next
+        }
+        // Up to two rounds: one lookup per first segment, then one for each
+        // location the first answer did not cover (a nested mount).
+        for round in 0..<2 where !pending.isEmpty {
+            var representatives: [String] = []
+            var seen: Set<String> = []
+            for loc in pending where seen.insert(first(loc)).inserted { representatives.append(loc) }
+            guard round == 0 else {
+                apply(representatives, try client.mounts(for: representatives, deadline: deadline))
+                continue
+            }
+            var guesses = plans
+            for loc in pending { guesses[loc] = .success(.v2(mount: Substring(first(loc)), path: loc.dropFirst(first(loc).count + 1), probe: false)) }
+            let guessed = plannedReads(guesses, pins: pins).reads
+            let sent = Set(guessed.map(Resolver.requestKey))
+            let round0 = pending
+            let r = try client.mountsAndReads(representatives, guessed, deadline: deadline) { (found) throws(BaoWrapError) in
+                pending = round0
+                apply(representatives, found)
+                return self.plannedReads(plans, pins: pins).reads.filter { !sent.contains(Resolver.requestKey($0)) }
+            }
+            for (read, answer) in zip(guessed, r.reads) + r.added { answers[Resolver.requestKey(read)] = answer }
         }
         for loc in pending where plans[loc] == nil {
             plans[loc] = .failure(BaoWrapError(.notFound, "no mount serves \(log.path(loc))"))

@@ -45,10 +45,30 @@ def test_100_secrets_on_10_paths_take_13_requests(bw, fault):
     assert r.returncode == 0, r
     assert sum(1 for i in range(100) if f"P{i:03d}".encode() in child) == 100
     sent = [(q["method"], q["path"]) for q in fault.requests()]
-    assert sent[:2] == [("POST", "/v1/auth/kubernetes/login"), ("GET", "/v1/sys/internal/ui/mounts/secret/many/p000")]
-    # The reads run concurrently and arrive in any order.
-    assert sorted(sent[2:-1]) == [("GET", f"/v1/secret/data/many/p{i:03d}") for i in range(10)]
+    assert sent[0] == ("POST", "/v1/auth/kubernetes/login")
+    # One mount lookup and the reads, concurrently, in any order.
+    assert sorted(sent[1:-1]) == [("GET", f"/v1/secret/data/many/p{i:03d}") for i in range(10)] + \
+        [("GET", "/v1/sys/internal/ui/mounts/secret/many/p000")]
     assert sent[-1] == ("POST", "/v1/auth/token/revoke-self")
+
+
+def test_reads_go_out_while_the_mount_lookup_is_pending(bw, fault):
+    # The lookup never answers; the read, guessed as KV v2, is sent anyway.
+    fault.mode("blackhole", path="/v1/sys/internal/ui/mounts/")
+    assert_fails_closed(bw, ["--secret", "DB=secret/app/db#password", "--timeout", "2s"], {"DB": "timeout"},
+                        env=via_fault(bw))
+    assert "/v1/secret/data/app/db" in [q["path"] for q in fault.requests()]
+
+
+def test_kv1_location_is_read_again_after_the_lookup(bw, expected, fault):
+    # The early v2 guess at kv1/data/... is refused and thrown away; the
+    # lookup says KV v1 and the value comes from the v1 read.
+    r, child = bw.child_env(["--secret", "API=kv1/app/api#token"], env=via_fault(bw))
+    assert r.returncode == 0, r
+    assert child[b"API"] == expected["kv1/app/api#token"].encode()
+    reads = [(q["path"], q["status"]) for q in fault.requests() if not q["path"].startswith("/v1/auth/")]
+    assert sorted(reads[:2]) == [("/v1/kv1/data/app/api", 403), ("/v1/sys/internal/ui/mounts/kv1/app/api", 200)]
+    assert reads[2:] == [("/v1/kv1/app/api", 200)]
 
 
 @pytest.fixture

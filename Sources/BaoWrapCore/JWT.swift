@@ -123,6 +123,22 @@ public final class JWT {
 }
 
 enum Base64URL {
+    /// The unpadded base64url form of `bytes`, one character at a time to
+    /// `emit` (a locked buffer when the bytes are a secret, so no clear or
+    /// encoded copy exists elsewhere).
+    static func encode(_ bytes: UnsafeRawBufferPointer, _ emit: (UInt8) throws(BaoWrapError) -> Void) throws(BaoWrapError) {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var i = 0
+        while i < bytes.count {
+            let n = min(3, bytes.count - i)
+            var v = UInt32(bytes[i]) << 16
+            if n > 1 { v |= UInt32(bytes[i + 1]) << 8 }
+            if n > 2 { v |= UInt32(bytes[i + 2]) }
+            for k in 0...n { try emit(alphabet[Int((v >> UInt32(18 - 6 * k)) & 63)]) }
+            i += 3
+        }
+    }
+
     /// Decodes unpadded (or padded) base64url into a locked buffer; nil when
     /// the text is not base64url.
     static func decode(_ text: UnsafeRawBufferPointer) throws(BaoWrapError) -> LockedBuffer? {

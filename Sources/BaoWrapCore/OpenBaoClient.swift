@@ -87,6 +87,10 @@ public final class OpenBaoClient {
     private let log: Logger
     /// "X-Vault-Token: <token>", NUL-terminated, in locked memory.
     private var tokenHeader: LockedBuffer?
+    /// OpenBao's inline auth (2.4+): every request carries the login and is
+    /// authenticated on its own; no token is minted. The login path's header
+    /// line, and the parameters' lines, NUL-terminated, in locked memory.
+    private var inlineAuth: (path: String, parameters: [LockedBuffer])?
     public var concurrency = 16
 
     public init(engine: HTTPEngine, route: Route, fallback: Route?, namespace: String?, log: Logger) {
@@ -102,12 +106,52 @@ public final class OpenBaoClient {
 
     public var hasToken: Bool { tokenHeader != nil }
 
+    /// Makes every later request log in by itself at auth/<authPath> with
+    /// `role` and `jwt`.
+    public func useInlineAuth(authPath: String, role: String, jwt: JWT) throws(BaoWrapError) {
+        var roleText = ""
+        JSONText.appendString(role, to: &roleText)
+        let roleLine = try OpenBaoClient.inlineParameter("role") { (f) throws(BaoWrapError) in try f.append(roleText) }
+        let jwtLine = try OpenBaoClient.inlineParameter("jwt") { (f) throws(BaoWrapError) in
+            try f.append(byte: UInt8(ascii: "\""))
+            try jwt.token.withUnsafeBytes { (b) throws(BaoWrapError) in _ = try f.append(b) }
+            try f.append(byte: UInt8(ascii: "\""))
+        }
+        dropInlineAuth()
+        inlineAuth = ("X-Vault-Inline-Auth-Path: auth/\(authPath)/login", [roleLine, jwtLine])
+    }
+
+    /// `X-Vault-Inline-Auth-Parameter-KEY: ` and the base64url of
+    /// {"key":KEY,"value":VALUE}, VALUE being the JSON `value` appends; built
+    /// in locked memory, as the JWT is a parameter.
+    static func inlineParameter(_ key: String, value: (LockedBuffer) throws(BaoWrapError) -> Void) throws(BaoWrapError) -> LockedBuffer {
+        let field = try LockedBuffer(capacity: 4096, limit: JWT.sizeLimit + 64)
+        defer { field.wipe() }
+        try field.append("{\"key\":\"\(key)\",\"value\":")
+        try value(field)
+        try field.append("}")
+        let line = try LockedBuffer(capacity: field.count * 4 / 3 + 64)
+        try line.append("X-Vault-Inline-Auth-Parameter-\(key): ")
+        try field.withUnsafeBytes { (b) throws(BaoWrapError) in try Base64URL.encode(b) { (c) throws(BaoWrapError) in try line.append(byte: c) } }
+        try line.append(byte: 0)
+        return line
+    }
+
+    /// Back to token authentication; the parameters' lines are wiped.
+    public func dropInlineAuth() {
+        inlineAuth?.parameters.forEach { $0.wipe() }
+        inlineAuth = nil
+    }
+
     // MARK: requests
 
     private func request(_ method: HTTPRequest.Method, _ path: String, body: LockedBuffer? = nil, authenticated: Bool = true) -> HTTPRequest {
         var r = HTTPRequest(method, path, route: route, body: body)
         if let namespace { r.headers.append("X-Vault-Namespace: \(namespace)") }
-        if authenticated, let tokenHeader {
+        if authenticated, let inlineAuth {
+            r.headers.append(inlineAuth.path)
+            r.secretHeaders = inlineAuth.parameters.map { UnsafePointer($0.region.base.assumingMemoryBound(to: CChar.self)) }
+        } else if authenticated, let tokenHeader {
             r.secretHeaders = [UnsafePointer(tokenHeader.region.base.assumingMemoryBound(to: CChar.self))]
         }
         return r
@@ -146,16 +190,19 @@ public final class OpenBaoClient {
     /// not exist at all fails this much later.
     public static let unseenVersionWait = Duration.seconds(2)
 
-    /// Sends requests and retries what the policy allows inside `deadline`.
-    /// A request marked `pinnedVersion` reads one KV v2 version, and an
-    /// "unseen" 404 is retried for it too, for `unseenVersionWait`.
+    /// Sends requests and retries what the policy allows inside `deadline`
+    /// (nothing under inline auth: its caller falls back to a login, which
+    /// retries). A request marked `pinnedVersion` reads one KV v2 version,
+    /// and an "unseen" 404 is retried for it too, for `unseenVersionWait`.
     /// In auto mode, the first request that finds the broker unreachable
     /// switches every later request to the direct route, once.
     func send(_ requests: [HTTPRequest], deadline: Deadline,
               followUp: HTTPEngine.FollowUp? = nil) throws(BaoWrapError) -> [HTTPResult] {
         let probing = fallback != nil
+        let retrying = inlineAuth == nil
         let versionWait = Deadline(after: OpenBaoClient.unseenVersionWait)
         var results = try engine.run(requests, concurrency: concurrency, deadline: deadline, retry: { request, r in
+            guard retrying else { return false }
             switch r {
             case .failure(let f):
                 // While probing the broker, a refused connection is an answer.

@@ -51,15 +51,62 @@ public final class Startup {
         try checkMemoryLocks()
         let deadline = Deadline(after: config.timeout)
         let client: OpenBaoClient
+        let jwt: JWT?
         do throws(BaoWrapError) {
-            client = try logIn(deadline: deadline)
+            client = try connect()
+            jwt = try credentials(client)
         } catch where error.errorClass != .interrupted {
             return Resolver.Outcome(stoppedBy: error, config: config)
         }
+        defer { jwt?.wipe() }
+        if let jwt {
+            if Startup.inlineAuthFits(config), let outcome = try fetchInline(client, jwt, deadline: deadline) { return outcome }
+            do throws(BaoWrapError) {
+                login = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
+            } catch where error.errorClass != .interrupted {
+                return Resolver.Outcome(stoppedBy: error, config: config)
+            }
+        }
+        logRoute(client)
+        return try resolve(pins: [:], deadline: deadline)
+    }
+
+    /// Inline auth fits a start that is one read of a path that needs no
+    /// mount lookup (`MOUNT/data/PATH`; under inline auth OpenBao refuses
+    /// sys/internal/ui/mounts) and keeps no token (no --watch, no static
+    /// token). Each inline request is a login (a TokenReview), so several
+    /// paths stay with one login and reads over its token.
+    static func inlineAuthFits(_ c: Config) -> Bool {
+        guard c.watch == nil, c.staticToken == nil else { return false }
+        let locations = uniqued(c.secrets.map(\.ref.location) + c.fromPaths.map(\.location))
+        let versions = Set(c.secrets.map(\.ref.version) + c.fromPaths.map { _ in nil })
+        return locations.count == 1 && SecretRef.isV2APIForm(locations[0]) && versions.count == 1
+    }
+
+    /// The login and the read as one request (OpenBao's inline auth): one
+    /// round trip less, and no token is minted, so none is left to revoke.
+    /// Anything short of a full success returns nil and the start goes the
+    /// usual way, a login then the read, which retries and explains each
+    /// failure as always.
+    private func fetchInline(_ client: OpenBaoClient, _ jwt: JWT, deadline: Deadline) throws(BaoWrapError) -> Resolver.Outcome? {
+        try client.useInlineAuth(authPath: config.authPath, role: config.role ?? "", jwt: jwt)
+        defer { client.dropInlineAuth() }
+        let outcome = try resolve(pins: [:], deadline: deadline)
+        if outcome.failures.isEmpty {
+            logRoute(client)
+            log.debug("inline_auth", "logged in and read in one request (inline auth); no token to revoke")
+            return outcome
+        }
+        arena.wipeAll()
+        resolver = nil
+        log.debug("inline_auth_fallback", "inline auth did not succeed (\(outcome.failures[0].errorClass.rawValue)); logging in",
+                  [("class", .string(outcome.failures[0].errorClass.rawValue))])
+        return nil
+    }
+
+    private func logRoute(_ client: OpenBaoClient) {
         log.info("route", "using the \(client.route.kind.rawValue) route \(client.route.endpoint)",
                  [("route", .string(client.route.kind.rawValue))])
-
-        return try resolve(pins: [:], deadline: deadline)
     }
 
     /// Resolves every secret again with the token in hand (the watch's
@@ -76,33 +123,47 @@ public final class Startup {
         return outcome
     }
 
-    /// Picks the route and gets a token: a JWT login, or the static token.
-    private func logIn(deadline: Deadline) throws(BaoWrapError) -> OpenBaoClient {
+    /// The HTTP engine and the client, on the route requests start on.
+    private func connect() throws(BaoWrapError) -> OpenBaoClient {
         let (primary, fallback) = try Startup.routes(config)
         let engine = try HTTPEngine(userAgent: Version.userAgent)
         engine.interrupt = interrupt
         let client = OpenBaoClient(engine: engine, route: primary, fallback: fallback, namespace: config.namespace, log: log)
         self.client = client
+        return client
+    }
 
+    /// The static token, put to use (nil), or the JWT to log in with.
+    private func credentials(_ client: OpenBaoClient) throws(BaoWrapError) -> JWT? {
         if let token = config.staticToken {
             try client.use(staticToken: token)
             // The locked copy is the only one now: /proc/PID/environ and the
             // initial stack no longer show the token.
             token.wipeValue()
-            return client
+            return nil
         }
-        try authenticate(deadline: deadline)
-        return client
+        return try readJWT()
     }
 
-    /// Logs in with the JWT read from its file now: at the start, and when
-    /// the watch's token can no longer be renewed (the kubelet rotates the
-    /// file long before the old JWT expires).
+    /// The JWT from its file, read now, after the local claim checks.
+    private func readJWT() throws(BaoWrapError) -> JWT {
+        let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
+        do {
+            try checkClaims(jwt)
+        } catch {
+            jwt.wipe()
+            throw error
+        }
+        return jwt
+    }
+
+    /// Logs in with the JWT read from its file now: when the watch's token
+    /// can no longer be renewed (the kubelet rotates the file long before the
+    /// old JWT expires).
     public func authenticate(deadline: Deadline) throws(BaoWrapError) {
         guard let client else { throw BaoWrapError(.system, "no OpenBao client") }
-        let jwt = try JWT.read(path: config.jwtFile, hardened: config.profile == .hardened)
+        let jwt = try readJWT()
         defer { jwt.wipe() }
-        try checkClaims(jwt)
         login = try client.login(authPath: config.authPath, role: config.role ?? "", jwt: jwt, deadline: deadline)
     }
 

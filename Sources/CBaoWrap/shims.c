@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <link.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -183,6 +185,26 @@ int bw_memfd_secret(void) {
 #else
     return (int)syscall(447, 0);
 #endif
+}
+
+static int release_code_pages(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size; (void)data;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || !(ph->p_flags & PF_X)) continue;
+        // Whole pages inside the segment only: an edge page may belong to a
+        // writable mapping as well.
+        uintptr_t start = (info->dlpi_addr + ph->p_vaddr + page - 1) & ~(page - 1);
+        uintptr_t end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+        if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+    return 1;  // the executable is the first object; nothing else is mapped
+}
+
+void bw_release_startup_memory(void) {
+    malloc_trim(0);
+    dl_iterate_phdr(release_code_pages, NULL);
 }
 
 // MARK: signals and processes

@@ -104,9 +104,12 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
     }
     // The child has its copy; baowrap's copies go now. The watch keeps the token.
     resolved = []
+    // Before the long wait, what only the start needed goes back: freed
+    // heap and the resident code pages.
     if let watcher, failed == nil {
         startup.wipeValues()
         log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
+        bw_release_startup_memory()
         let status = supervisor.supervise(watcher)
         startup.finish()
         return status
@@ -114,6 +117,7 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
     startup.finish()
     if let failed { return failed }
     log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
+    bw_release_startup_memory()
     return supervisor.supervise()
 }
 

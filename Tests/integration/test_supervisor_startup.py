@@ -125,3 +125,24 @@ def test_child_signal_state_is_clean_after_a_fetch(bw):
     r = bw.run(["--secret", f"DB_PASSWORD={DB}", "--", "grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"])
     assert r.returncode == 0, r
     assert r.stdout.split() == [b"SigBlk:", b"0000000000000000", b"SigIgn:", b"0000000000000000"]
+
+
+def status_kib(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_start_up_memory_is_given_back_while_supervising(bw):
+    # The start touches megabytes of code (TLS, JSON, libcurl); the wait for
+    # the child needs little of it, and freed heap goes back too.
+    secrets = [a for i in range(10) for a in ("--secret", f"S{i}=secret/many/p{i:03d}#value")]
+    run = bw.start(["--log-level", "debug", *secrets, "--", "sleep", "30"])
+    try:
+        run.wait_for_event("started")
+        wait_for(lambda: status_kib(run.pid, "VmRSS") <= status_kib(run.pid, "VmHWM") - 2560,
+                 what="resident memory 2.5 MiB below its peak")
+    finally:
+        run.proc.kill()
+        run.finish()

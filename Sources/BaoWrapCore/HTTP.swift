@@ -287,8 +287,11 @@ public final class HTTPEngine {
             }
             if queue.isEmpty && active.isEmpty { break }
 
+            // A queued request only shortens the wait when there is room to
+            // start it; with the window full, only curl's sockets matter (a
+            // zero wait there would spin through the whole transfer).
             var wait = 1000
-            if let next = queue.map(\.readyAt).min() {
+            if active.count < concurrency, let next = queue.map(\.readyAt).min() {
                 let n = Deadline.now()
                 wait = next <= n ? 0 : min(wait, Int((next - n) / 1_000_000) + 1)
             }

@@ -1,6 +1,7 @@
 """Resolution under load and faults: 100 distinct paths, request counts, a
 real OpenBao rate-limit quota, and the fault proxy's 503s, blackholes,
 resets, garbage and HTML, each classified per the spec."""
+import resource
 import time
 
 import pytest
@@ -197,3 +198,15 @@ def test_one_secret_written_both_ways_is_read_once(bw, expected, fault):
     assert r.returncode == 0, r
     assert (child[b"A"], child[b"B"], child[b"C"]) == (expected["secret/app/db#password"].encode(), b"appuser", b"appuser")
     assert [q["path"] for q in fault.requests() if q["path"].startswith("/v1/secret/")] == ["/v1/secret/data/app/db"]
+
+
+def test_a_full_window_of_reads_is_waited_for_without_spinning(bw, fault):
+    # 20 reads held for a second: 16 fill the window, 4 wait their turn.
+    # Waiting costs no CPU; polling with a zero timeout would burn the second.
+    fault.mode("delay", ms=1000, path="/v1/secret/data/many/")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r, _ = bw.child_env(many(20), env=via_fault(bw))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert r.returncode == 0, r
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert cpu < 0.4, f"{cpu:.2f} s of CPU for 2 s of waiting"

@@ -50,7 +50,7 @@ let package = Package(
                 .unsafeFlags(["-L\(curlPrefix)/lib"]),
                 // No libcap: baowrap never changes capabilities, which is how
                 // the child keeps exactly the sets it would have without it.
-                .linkedLibrary("curl"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+                .linkedLibrary("curl"), .linkedLibrary("nghttp2"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
             ]
         ),
         .target(

@@ -155,8 +155,9 @@ public protocol InterruptSource: AnyObject {
 /// The only code that drives libcurl. One multi handle on the main thread
 /// runs every transfer, so distinct paths are read concurrently (bounded)
 /// over connections the handle keeps alive and shares, with no threads
-/// besides curl's resolver. Retries are scheduled here, inside the deadline,
-/// by asking the caller's `retry` rule.
+/// besides curl's resolver: one HTTP/2 connection where the server speaks
+/// it (ALPN), else up to `concurrency` HTTP/1.1 ones. Retries are scheduled
+/// here, inside the deadline, by asking the caller's `retry` rule.
 public final class HTTPEngine {
     private var multi: UnsafeMutableRawPointer
     private let share: UnsafeMutableRawPointer
@@ -346,8 +347,9 @@ public final class HTTPEngine {
         set(bw_easy_setopt_str(h, CURLOPT_PROTOCOLS_STR, route.endpoint.scheme == .http ? "http" : "https"))
         set(bw_easy_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0))
         set(bw_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1))
-        // An empty proxy overrides http_proxy/https_proxy from the environment.
-        set(bw_easy_setopt_str(h, CURLOPT_PROXY, ""))
+        // Requests started while the connection is still being set up wait
+        // for it: over HTTP/2 they all share it instead of opening more.
+        set(bw_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1))
         set(bw_easy_setopt_str(h, CURLOPT_USERAGENT, userAgent))
         set(bw_easy_setopt_ptr(h, CURLOPT_SHARE, share))
         set(bw_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, timeout))
@@ -441,7 +443,8 @@ public final class HTTPEngine {
             return f(.connect, never: true)
         case CURLE_OPERATION_TIMEDOUT:
             return f(.timeout, never: !connected)
-        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
+        // An HTTP/2 stream reset or a connection that went away under it.
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
             return f(.connect)
         case CURLE_SSL_CONNECT_ERROR:
             if lower.includes("syscall") || lower.includes("eof") || lower.includes("reset") { return f(.connect) }

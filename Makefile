@@ -4,7 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEPS        := $(CURDIR)/.deps
-CURL_PREFIX := $(DEPS)/curl-static
+# Renamed whenever scripts/build-curl.sh builds something else (now: with
+# HTTP/2), so checkouts that share an older prefix keep linking against it.
+CURL_PREFIX := $(DEPS)/curl-static-h2
 DIST        := $(CURDIR)/dist
 REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 

@@ -6,7 +6,7 @@ import PackageDescription
 // Debian's -dev packages. CURL_STATIC_PREFIX lets a second checkout share one
 // build of it.
 let curlPrefix = Context.environment["CURL_STATIC_PREFIX"]
-    ?? "\(Context.packageDirectory)/.deps/curl-static"
+    ?? "\(Context.packageDirectory)/.deps/curl-static-h2"
 
 // The Makefile passes the git revision for `baowrap version`.
 let revision = Context.environment["BW_BUILD_REVISION"] ?? "unknown"

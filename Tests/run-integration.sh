@@ -6,7 +6,7 @@
 # harness's state dir (default .deps/harness-test).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$root/scripts/install-deps.sh" harness
+"$root/scripts/install-deps.sh" harness bench
 "$root/Tests/harness/setup.sh"
 state=${HARNESS_STATE:-$root/.deps/harness-test}
 trap '"$root/Tests/harness/stop.sh" "$state" >/dev/null 2>&1 || true' EXIT

@@ -51,7 +51,9 @@ class Case:
 
 
 CASES = [Case(1, 1), Case(10, 10), Case(100, 100), Case(100, 10)]
-SMOKE_CASES = [Case(1, 1), Case(10, 2)]
+# Small, but with a path shared by several variables (the Agent's template
+# comment) and more secrets than paths.
+SMOKE_CASES = [Case(1, 1), Case(3, 2)]
 
 
 @dataclass
@@ -264,7 +266,7 @@ exec {{
         self.start_limit()
         # One unrecorded round first: the page cache gets the 180 MB bao
         # binary, and OpenBao its connection to the TokenReview endpoint.
-        for case in self.cases:
+        for case in [] if self.args.smoke else self.cases:
             self.run_limit("h2", case)
             self.run_baowrap(case)
             if not self.args.no_agent:
@@ -489,7 +491,7 @@ plot "{data}" using 1:7:xtic(2) title "bao CLI script" lw 2 pt 5, \\
      "" using 1:5 title "OpenBao Agent exec" lw 2 pt 7, \\
      "" using 1:6 title "Agent less its 2 s wait" lw 2 dt 2 pt 6, \\
      "" using 1:3 title "baowrap" lw 3 pt 9, \\
-     "" using 1:4 title "physical limit" lw 2 dt 3 pt 2
+     "" using 1:4 title "physical limit" lw 2 dt 3 pt 2 lc rgb "#555555"
 '''
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
 

@@ -336,21 +336,27 @@ exec {{
         def ms(v):
             return f"{v:,.1f}" if v >= 100 else f"{v:.2f}"
 
-        def stat(name, key):
-            vals = [s.ms for s in series[(name, key)]]
-            return statistics.median(vals), p90(vals)
+        def times(name, key):
+            return [s.ms for s in series[(name, key)]]
 
         def limit_series(key):
-            spawn = [s.ms for s in series[("spawn", key)]]
-            h1 = [a.ms + b for a, b in zip(series[("limit-h1", key)], spawn)]
-            h2 = [a.ms + b for a, b in zip(series[("limit-h2", key)], spawn)]
-            inline = [a.ms + b for a, b in zip(series[("limit-inline", key)], spawn)]
+            """The limit's transports, the faster of them, and inline auth,
+            each with the same round's spawn of the workload."""
+            spawn = times("spawn", key)
+            h1, h2, inline = ([a + b for a, b in zip(times(name, key), spawn)]
+                              for name in ("limit-h1", "limit-h2", "limit-inline"))
             return h1, h2, [min(a, b) for a, b in zip(h1, h2)], inline
 
         agent = not self.args.no_agent
         cli = not self.args.no_cli
         runs = len(series[("baowrap", self.cases[0].key)])
         out = []
+
+        def table(head, agent_columns, cli_columns):
+            """A table head and its rule, with the Agent's and the CLI's
+            columns when they were measured."""
+            head += (agent_columns if agent else "") + (cli_columns if cli else "")
+            out.extend([head, rule(head)])
         out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `make bench`"
                    f"{' (smoke mode: one run, not a result)' if self.args.smoke else ''}: {runs} interleaved "
                    f"rounds; median and p90 (nearest rank) in milliseconds.\n")
@@ -364,13 +370,8 @@ exec {{
         out.append("")
 
         out.append("### Time to exec\n")
-        head = "| secrets | baowrap | baowrap, `/data/` refs | physical limit | limit over HTTP/1.1 × 16 | limit over HTTP/2 | inline-auth limit |"
-        if agent:
-            head += " Agent exec | Agent less its 2 s wait |"
-        if cli:
-            head += " bao CLI script |"
-        out.append(head)
-        out.append(rule(head))
+        table("| secrets | baowrap | baowrap, `/data/` refs | physical limit | limit over HTTP/1.1 × 16 | limit over HTTP/2 | inline-auth limit |",
+              " Agent exec | Agent less its 2 s wait |", " bao CLI script |")
         chart = []
         for case in self.cases:
             k = case.key
@@ -379,10 +380,10 @@ exec {{
 
             def cell(values):
                 return f"{ms(statistics.median(values))} / {ms(p90(values))}"
-            bw = [s.ms for s in series[("baowrap", k)]]
-            row += [cell(bw), cell([s.ms for s in series[("baowrap-api", k)]]), cell(best), cell(h1), cell(h2), cell(inline)]
-            ag = [s.ms for s in series[("agent", k)]] if agent else []
-            cl = [s.ms for s in series[("cli", k)]] if cli else []
+            bw = times("baowrap", k)
+            row += [cell(bw), cell(times("baowrap-api", k)), cell(best), cell(h1), cell(h2), cell(inline)]
+            ag = times("agent", k) if agent else []
+            cl = times("cli", k) if cli else []
             if agent:
                 row += [cell(ag), cell([a - AGENT_FIXED_WAIT_MS for a in ag])]
             if cli:
@@ -393,26 +394,21 @@ exec {{
         out.append("")
 
         out.append("### Against the targets (pair by pair within each round, then the median)\n")
-        head = "| secrets | baowrap − limit (target ≤ 3 ms) | `/data/` refs − limit |"
-        if agent:
-            head += " Agent ÷ baowrap (target ≥ 100×) | (Agent − 2 s) ÷ baowrap |"
-        if cli:
-            head += " CLI ÷ baowrap (target ≥ 20×) |"
-        out.append(head)
-        out.append(rule(head))
+        table("| secrets | baowrap − limit (target ≤ 3 ms) | `/data/` refs − limit |",
+              " Agent ÷ baowrap (target ≥ 100×) | (Agent − 2 s) ÷ baowrap |", " CLI ÷ baowrap (target ≥ 20×) |")
         for case in self.cases:
             k = case.key
             _, _, best, _ = limit_series(k)
-            bw = [s.ms for s in series[("baowrap", k)]]
-            api = [s.ms for s in series[("baowrap-api", k)]]
+            bw = times("baowrap", k)
+            api = times("baowrap-api", k)
             row = [case.label, f"{statistics.median([a - b for a, b in zip(bw, best)]):+.2f} ms",
                    f"{statistics.median([a - b for a, b in zip(api, best)]):+.2f} ms"]
             if agent:
-                ag = [s.ms for s in series[("agent", k)]]
+                ag = times("agent", k)
                 row += [f"{statistics.median([a / b for a, b in zip(ag, bw)]):,.0f}×",
                         f"{statistics.median([(a - AGENT_FIXED_WAIT_MS) / b for a, b in zip(ag, bw)]):,.0f}×"]
             if cli:
-                cl = [s.ms for s in series[("cli", k)]]
+                cl = times("cli", k)
                 row += [f"{statistics.median([a / b for a, b in zip(cl, bw)]):,.0f}×"]
             out.append("| " + " | ".join(row) + " |")
         out.append("")
@@ -420,11 +416,11 @@ exec {{
         out.append("### Supervisor only: no secrets\n")
         out.append("| | time to exec (stamp) | `X -- /bin/true` start to exit | difference to tini (pair by pair) | peak RSS |")
         out.append("|---|---:|---:|---:|---:|")
-        tini_stamp = [s.ms for s in series[("sup-tini", "stamp")]]
-        tini_true = [s.ms for s in series[("sup-tini", "true")]]
+        tini_stamp = times("sup-tini", "stamp")
+        tini_true = times("sup-tini", "true")
         for which, label in (("none", "the workload alone"), ("tini", "`tini -s --`"), ("baowrap", "`baowrap --`")):
-            st = [s.ms for s in series[(f"sup-{which}", "stamp")]]
-            tr = [s.ms for s in series[(f"sup-{which}", "true")]]
+            st = times(f"sup-{which}", "stamp")
+            tr = times(f"sup-{which}", "true")
             diff = "" if which == "tini" else \
                 f"{statistics.median([a - b for a, b in zip(st, tini_stamp)]):+.2f} / {statistics.median([a - b for a, b in zip(tr, tini_true)]):+.2f} ms"
             rss = max(s.maxrss_kb for s in series[(f"sup-{which}", "true")])
@@ -436,13 +432,8 @@ exec {{
         out.append("Peak RSS is the largest `ru_maxrss` of the runs (the wrapper, or the largest of the script's "
                    "processes). RSS while supervising is the wrapper's `VmRSS` seen by the workload 300 ms after its "
                    "start, split into anonymous memory and pages of the wrapper's own executable file.\n")
-        head = "| secrets | baowrap peak | baowrap while supervising (anon + file) |"
-        if agent:
-            head += " Agent peak | Agent while supervising |"
-        if cli:
-            head += " CLI script peak |"
-        out.append(head)
-        out.append(rule(head))
+        table("| secrets | baowrap peak | baowrap while supervising (anon + file) |",
+              " Agent peak | Agent while supervising |", " CLI script peak |")
 
         def mib(kib):
             return f"{kib / 1024:.1f} MiB"

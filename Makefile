@@ -4,9 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEPS        := $(CURDIR)/.deps
-# Renamed whenever scripts/build-curl.sh builds something else (now: with
-# HTTP/2), so checkouts that share an older prefix keep linking against it.
-CURL_PREFIX := $(DEPS)/curl-static-h2
+CURL_PREFIX := $(DEPS)/curl-static
 DIST        := $(CURDIR)/dist
 REVISION    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 

@@ -6,7 +6,7 @@ import PackageDescription
 // Debian's -dev packages. CURL_STATIC_PREFIX lets a second checkout share one
 // build of it.
 let curlPrefix = Context.environment["CURL_STATIC_PREFIX"]
-    ?? "\(Context.packageDirectory)/.deps/curl-static-h2"
+    ?? "\(Context.packageDirectory)/.deps/curl-static"
 
 // The Makefile passes the git revision for `baowrap version`.
 let revision = Context.environment["BW_BUILD_REVISION"] ?? "unknown"
@@ -50,7 +50,7 @@ let package = Package(
                 .unsafeFlags(["-L\(curlPrefix)/lib"]),
                 // No libcap: baowrap never changes capabilities, which is how
                 // the child keeps exactly the sets it would have without it.
-                .linkedLibrary("curl"), .linkedLibrary("nghttp2"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+                .linkedLibrary("curl"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
             ]
         ),
         .target(

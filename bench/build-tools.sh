@@ -8,7 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: build-tools.sh DIR}
-curl_prefix=${CURL_STATIC_PREFIX:-$root/.deps/curl-static-h2}
+curl_prefix=${CURL_STATIC_PREFIX:-$root/.deps/curl-static}
 libcurl=$(ldconfig -p | awk '$1 == "libcurl.so.4" && /x86-64|aarch64/ { print $NF; exit }')
 [[ -n $libcurl ]] || { echo "build-tools.sh: no libcurl.so.4 (apt-get install libcurl4)" >&2; exit 1; }
 cc -O2 -Wall -static -o "$out/stamp" "$root/bench/stamp.c"

@@ -4,9 +4,8 @@
 set -euo pipefail
 
 declare -A groups=(
-  # libssl-dev, libnghttp2-dev: static libssl.a/libcrypto.a/libnghttp2.a;
-  # dpkg-dev: `apt-get source curl`.
-  [build]="libssl-dev libnghttp2-dev dpkg-dev binutils file"
+  # libssl-dev: static libssl.a/libcrypto.a; dpkg-dev: `apt-get source curl`.
+  [build]="libssl-dev dpkg-dev binutils file"
   # The real services the integration tests run against; gdb's gcore forces
   # a core of the (non-dumpable) wrapper for the memory-hygiene tests.
   [harness]="nginx python3-venv openssl curl jq gdb"

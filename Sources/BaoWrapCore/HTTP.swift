@@ -155,8 +155,9 @@ public protocol InterruptSource: AnyObject {
 /// The only code that drives libcurl. One multi handle on the main thread
 /// runs every transfer, so distinct paths are read concurrently (bounded)
 /// over connections the handle keeps alive and shares, with no threads
-/// besides curl's resolver: one HTTP/2 connection where the server speaks
-/// it (ALPN), else up to `concurrency` HTTP/1.1 ones. Retries are scheduled
+/// besides curl's resolver: up to `concurrency` keep-alive HTTP/1.1
+/// connections, reused across the login, lookups, reads and revocation.
+/// Retries are scheduled
 /// here, inside the deadline, by asking the caller's `retry` rule.
 public final class HTTPEngine {
     private var multi: UnsafeMutableRawPointer
@@ -347,9 +348,6 @@ public final class HTTPEngine {
         set(bw_easy_setopt_str(h, CURLOPT_PROTOCOLS_STR, route.endpoint.scheme == .http ? "http" : "https"))
         set(bw_easy_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0))
         set(bw_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1))
-        // Requests started while the connection is still being set up wait
-        // for it: over HTTP/2 they all share it instead of opening more.
-        set(bw_easy_setopt_long(h, CURLOPT_PIPEWAIT, 1))
         set(bw_easy_setopt_str(h, CURLOPT_USERAGENT, userAgent))
         set(bw_easy_setopt_ptr(h, CURLOPT_SHARE, share))
         set(bw_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, timeout))
@@ -443,8 +441,7 @@ public final class HTTPEngine {
             return f(.connect, never: true)
         case CURLE_OPERATION_TIMEDOUT:
             return f(.timeout, never: !connected)
-        // An HTTP/2 stream reset or a connection that went away under it.
-        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
             return f(.connect)
         case CURLE_SSL_CONNECT_ERROR:
             if lower.includes("syscall") || lower.includes("eof") || lower.includes("reset") { return f(.connect) }

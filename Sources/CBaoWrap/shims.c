@@ -110,14 +110,6 @@ static void *w_realloc(void *p, size_t n) {
     return q;
 }
 
-// nghttp2's malloc family, renamed to these by scripts/build-curl.sh:
-// libcurl does not pass nghttp2 its allocator, and HPACK tables and frame
-// buffers hold header values (the token, an inline-auth JWT).
-void *bw_wiping_malloc(size_t n) { return w_malloc(n); }
-void bw_wiping_free(void *p) { w_free(p); }
-void *bw_wiping_calloc(size_t count, size_t n) { return w_calloc(count, n); }
-void *bw_wiping_realloc(void *p, size_t n) { return w_realloc(p, n); }
-
 static void *o_malloc(size_t n, const char *file, int line) { (void)file; (void)line; return w_malloc(n); }
 static void *o_realloc(void *p, size_t n, const char *file, int line) { (void)file; (void)line; return w_realloc(p, n); }
 static void o_free(void *p, const char *file, int line) { (void)file; (void)line; w_free(p); }

@@ -1,8 +1,8 @@
 // Text helpers limited to ASCII. Everything baowrap compares or transforms
-// (option values, env names, header fields, curl messages) is ASCII, and the
-// standard library's Unicode-aware versions pull its Unicode property
-// tables (about 700 KB) and _StringProcessing (about 1 MB) into the static
-// binary.
+// (option values, env names, header fields, curl messages) is ASCII, so
+// ASCII rules are the exact ones (a Unicode-aware upper-casing would turn
+// "ı" into "I" in a variable name), and substring search from the standard
+// library lives in _StringProcessing, about 1 MB of the static binary.
 
 extension Unicode.Scalar {
     var isASCIIDigit: Bool { value >= 0x30 && value <= 0x39 }

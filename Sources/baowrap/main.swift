@@ -8,14 +8,19 @@ func main() -> Int32 {
     // 1. Take over signals before anything can start a thread.
     let signals: Signals
     do { signals = try Signals.takeOver() } catch {
-        StandardErrorSink().write(line: "baowrap: \(error.errorClass.rawValue): \(error.rendered)")
+        Logger().error(error)
         return ExitStatus.wrapperFailure.code
     }
     // 2. Hygiene before any secret exists: the wiping allocator for OpenSSL
     //    (must precede its first use; libcurl gets it when the HTTP engine
     //    starts), and no core dumps or ptrace/proc access by same-uid
     //    processes.
-    _ = bw_install_wiping_allocators()
+    guard bw_install_wiping_allocators() == 0 else {
+        // OpenSSL allocated before baowrap could hand it the wiping
+        // allocator: its buffers would keep secret bytes after free.
+        Logger().error(BaoWrapError(.system, "cannot install the wiping allocator for OpenSSL; refusing to handle secrets"))
+        return ExitStatus.wrapperFailure.code
+    }
     _ = bw_set_dumpable(0)
 
     var log = Logger()

@@ -120,13 +120,20 @@ def test_layer_holds_only_the_binary(layout, binary):
         assert t.extractfile(f).read() == Path(binary).read_bytes()
 
 
-def test_entrypoint_installs_into_a_volume_as_the_image_user(layout, tmp_path, binary):
-    needs_root()
-    d, _, manifest, config = layout
+def unpack_rootfs(layout, tmp_path) -> Path:
+    """The image's single layer, unpacked with GNU tar as a runtime would."""
+    d, _, manifest, _ = layout
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     blob = d / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]
     subprocess.run(["tar", "-xzpf", blob, "-C", rootfs], check=True)
+    return rootfs
+
+
+def test_entrypoint_installs_into_a_volume_as_the_image_user(layout, tmp_path, binary):
+    needs_root()
+    config = layout[3]
+    rootfs = unpack_rootfs(layout, tmp_path)
     # An emptyDir: root-owned, mode 0777.
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -147,11 +154,8 @@ def test_entrypoint_installs_into_a_volume_as_the_image_user(layout, tmp_path, b
 
 def test_entrypoint_fails_cleanly_without_a_volume(layout, tmp_path):
     needs_root()
-    d, _, manifest, config = layout
-    rootfs = tmp_path / "rootfs"
-    rootfs.mkdir()
-    blob = d / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]
-    subprocess.run(["tar", "-xzpf", blob, "-C", rootfs], check=True)
+    config = layout[3]
+    rootfs = unpack_rootfs(layout, tmp_path)
     r = run_in_container(rootfs, config["config"]["Entrypoint"], user=config["config"]["User"], env={})
     assert r.returncode == 125, r
     assert b'"class":"system"' in r.stderr and b"/baowrap" in r.stderr

@@ -27,8 +27,7 @@ struct APIFailure {
     }
 
     init(_ r: HTTPResponse) {
-        if r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
-           doc.kind(doc.root) == .object {
+        if let doc = r.jsonObject {
             self.init(status: r.status, errors: doc.member(doc.root, "errors").map(doc.strings) ?? [], location: r.location)
         } else {
             let title = r.body.withUnsafeBytes(APIFailure.htmlTitle)
@@ -70,6 +69,16 @@ struct APIFailure {
         let text = body[(open + 7)..<close].map { $0 >= 0x20 && $0 < 0x7f ? $0 : 0x20 }
         let title = String(decoding: text.prefix(120), as: UTF8.self).trimmingSpaces
         return title.isEmpty ? nil : title
+    }
+}
+
+extension HTTPResponse {
+    /// The body as a JSON object; nil for a proxy's page, an empty body or
+    /// anything else that is not one. The document points into `body`.
+    var jsonObject: JSONDocument? {
+        guard looksLikeJSON, let doc = try? body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
+              doc.kind(doc.root) == .object else { return nil }
+        return doc
     }
 }
 
@@ -353,14 +362,10 @@ public final class OpenBaoClient {
         guard let tok = p.doc.path("auth", "client_token"), p.doc.kind(tok) == .string else {
             throw BaoWrapError(.badResponse, "\(what): the answer has no auth.client_token")
         }
-        let header = try LockedBuffer(capacity: 256)
-        try header.append("X-Vault-Token: ")
         let t = p.doc.tape[tok]
         try p.body.withUnsafeBytes { (b) throws(BaoWrapError) in
-            _ = try header.append(UnsafeRawBufferPointer(rebasing: b[Int(t.start)..<Int(t.end)]))
+            try useToken(UnsafeRawBufferPointer(rebasing: b[Int(t.start)..<Int(t.end)]))
         }
-        try header.append(byte: 0)
-        tokenHeader = header
         return Login(p)
     }
 
@@ -413,9 +418,15 @@ public final class OpenBaoClient {
 
     /// Uses a static token (BAOWRAP_TOKEN, development only) instead of a login.
     public func use(staticToken entry: EnvironmentEntry) throws(BaoWrapError) {
+        try useToken(entry.valueBytes)
+    }
+
+    /// Builds the token's header line in locked memory; every later
+    /// request links it into curl's header list in place.
+    private func useToken(_ token: UnsafeRawBufferPointer) throws(BaoWrapError) {
         let header = try LockedBuffer(capacity: 256)
         try header.append("X-Vault-Token: ")
-        _ = try header.append(entry.valueBytes)
+        _ = try header.append(token)
         try header.append(byte: 0)
         tokenHeader = header
     }
@@ -506,8 +517,7 @@ public final class OpenBaoClient {
     /// A KV v2 404 without the version's metadata: this node has no such
     /// version (yet). A deleted or destroyed version answers 404 with it.
     static func isUnseenVersion(_ r: HTTPResponse) -> Bool {
-        guard r.looksLikeJSON, let doc = try? r.body.withUnsafeBytes({ (b) throws(JSONDocument.Error) in try JSONDocument(parsing: b) }),
-              doc.kind(doc.root) == .object else { return false }
+        guard let doc = r.jsonObject else { return false }
         return doc.path("data", "metadata") == nil
     }
 

@@ -107,23 +107,21 @@ func run(config: Config, commandIndex: Int, environment: [EnvironmentEntry], log
         startup.finish()
         return .wrapperFailure
     }
-    // The child has its copy; baowrap's copies go now. The watch keeps the token.
+    // The child has its copy; baowrap's copies go now. The watch keeps the
+    // token until baowrap exits; otherwise it is revoked now.
     resolved = []
+    if let failed {
+        startup.finish()
+        return failed
+    }
+    if watcher != nil { startup.wipeValues() } else { startup.finish() }
+    log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
     // Before the long wait, what only the start needed goes back: freed
     // heap and the resident code pages.
-    if let watcher, failed == nil {
-        startup.wipeValues()
-        log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
-        bw_release_startup_memory()
-        let status = supervisor.supervise(watcher)
-        startup.finish()
-        return status
-    }
-    startup.finish()
-    if let failed { return failed }
-    log.debug("started", "started pid \(supervisor.child)", [("pid", .int(Int(supervisor.child)))])
     bw_release_startup_memory()
-    return supervisor.supervise()
+    let status = supervisor.supervise(watcher)
+    if watcher != nil { startup.finish() }
+    return status
 }
 
 exit(main())
